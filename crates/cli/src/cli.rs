@@ -1,0 +1,86 @@
+//! The command line of CONTRACT.md: global flags accepted before or after the subcommand.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+use dossier_core::{FileType, Tier};
+
+#[derive(Debug, Parser)]
+#[command(name = "dossier", version, about = "Tiered document store and job-queue worker fleet for resume automation")]
+pub struct Args {
+    /// Machine-readable output on stdout.
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// The clock of this invocation (RFC 3339; offsets are normalised to UTC). Environment: DOSSIER_NOW.
+    #[arg(long, global = true, value_name = "RFC3339")]
+    pub now: Option<String>,
+    /// Path of dossier.toml. Environment: DOSSIER_CONFIG.
+    #[arg(long, global = true, value_name = "PATH")]
+    pub config: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Apply database migrations and create missing buckets (fleet); embedded homes migrate themselves.
+    Migrate,
+    /// Store a document; an existing key gets a new version.
+    Put {
+        #[arg(long)]
+        user: String,
+        #[arg(long = "type", value_name = "TYPE", value_parser = parse_file_type)]
+        file_type: FileType,
+        /// The document's key (default: the file's name).
+        #[arg(long)]
+        key: Option<String>,
+        /// The job application this document belongs to.
+        #[arg(long)]
+        application: Option<String>,
+        /// The file to store, or `-` for standard input.
+        file: PathBuf,
+    },
+    /// Write a document's exact bytes to a file or standard output.
+    Get {
+        #[arg(long)]
+        user: String,
+        key: String,
+        /// Version to read (from 1; default the current one).
+        #[arg(long)]
+        version: Option<i32>,
+        /// Output file (written whole or not at all).
+        #[arg(short = 'o', long = "output")]
+        output: Option<PathBuf>,
+    },
+    /// List a user's documents.
+    Ls {
+        #[arg(long)]
+        user: String,
+        #[arg(long = "type", value_name = "TYPE", value_parser = parse_file_type)]
+        file_type: Option<FileType>,
+        #[arg(long, value_parser = parse_tier)]
+        tier: Option<Tier>,
+        /// Every version, not only the current ones.
+        #[arg(long)]
+        all_versions: bool,
+    },
+    /// Delete every version of a document (audited).
+    Rm {
+        #[arg(long)]
+        user: String,
+        key: String,
+    },
+    /// Documents, bytes, objects and estimated monthly cost per tier.
+    Stats {
+        #[arg(long)]
+        user: Option<String>,
+    },
+}
+
+fn parse_file_type(s: &str) -> Result<FileType, String> {
+    s.parse().map_err(|e: dossier_core::file_type::UnknownFileType| e.to_string())
+}
+
+fn parse_tier(s: &str) -> Result<Tier, String> {
+    s.parse().map_err(|e: dossier_core::tier::UnknownTier| e.to_string())
+}

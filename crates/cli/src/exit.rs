@@ -1,0 +1,55 @@
+//! Exit codes of CONTRACT.md, and the one-line error report on stderr.
+
+use std::process::ExitCode;
+
+use dossier_documents::DocError;
+
+pub const USAGE: u8 = 2;
+pub const NOT_FOUND: u8 = 3;
+pub const INVALID: u8 = 4;
+pub const CONFLICT: u8 = 5;
+pub const UNAVAILABLE: u8 = 6;
+pub const RESTORING: u8 = 75;
+/// An internal failure (sysexits' EX_SOFTWARE).
+pub const SOFTWARE: u8 = 70;
+
+/// A command that failed: its exit code and the line to print.
+#[derive(Debug)]
+pub struct Failure {
+    pub code: u8,
+    pub message: String,
+}
+
+impl Failure {
+    pub fn new(code: u8, message: impl Into<String>) -> Self {
+        Self { code, message: message.into() }
+    }
+
+    pub fn report(self) -> ExitCode {
+        let line = self.message.replace('\n', " ");
+        eprintln!("dossier: error: {line}");
+        ExitCode::from(self.code)
+    }
+}
+
+impl From<DocError> for Failure {
+    fn from(e: DocError) -> Self {
+        let code = match &e {
+            DocError::Invalid(_) => INVALID,
+            DocError::NotFound(_) => NOT_FOUND,
+            DocError::Conflict(_) => CONFLICT,
+            DocError::Restoring { .. } => RESTORING,
+            DocError::Config(_) => USAGE,
+            DocError::Storage(_) => UNAVAILABLE,
+            _ if e.is_unavailable() => UNAVAILABLE,
+            DocError::Integrity(_) | DocError::Db(_) => SOFTWARE,
+        };
+        Failure::new(code, e.to_string())
+    }
+}
+
+impl From<dossier_core::config::ConfigError> for Failure {
+    fn from(e: dossier_core::config::ConfigError) -> Self {
+        Failure::new(USAGE, e.to_string())
+    }
+}
