@@ -12,7 +12,7 @@ mod stats;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, SubsecRound, Utc};
 use dossier_core::config::DedupScope;
 use dossier_core::cost::CostModel;
 use dossier_core::ids::{validate_key, validate_user_id};
@@ -23,10 +23,10 @@ use dossier_db::{Db, DbError};
 use dossier_storage::cache::HotCache;
 use dossier_storage::layout::{TierLayout, object_key};
 use dossier_storage::{ObjectStore, StorageErrorKind};
-use sea_orm::sea_query::{Expr, OnConflict};
+use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseTransaction, DbErr, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect, Set, SqlErr, TransactionTrait,
+    Set, SqlErr, TransactionTrait,
 };
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -183,8 +183,9 @@ fn info_of(row: &file_metadata::Model) -> DocInfo {
 }
 
 impl DocumentStore {
+    /// The injected clock's now, at the microsecond precision Postgres keeps, so both backends agree.
     pub fn now(&self) -> DateTime<Utc> {
-        self.clock.now()
+        self.clock.now().trunc_subsecs(6)
     }
 
     /// The dedup scope a user's document of this type lives in.
@@ -303,8 +304,7 @@ impl DocumentStore {
         let size_i64 = i64::try_from(size).map_err(|_| Attempt::Fail(DocError::Invalid("document too large".into())))?;
 
         user::Entity::insert(user::ActiveModel { id: Set(req.user.to_owned()), created_at: Set(now) })
-            .on_conflict(OnConflict::column(user::Column::Id).do_nothing().to_owned())
-            .do_nothing()
+            .on_conflict_do_nothing_on([user::Column::Id])
             .exec(&txn)
             .await
             .map_err(Attempt::db("recording the user"))?;
@@ -472,7 +472,7 @@ impl DocumentStore {
         let (bytes, cached) = self.read_blob(&blob).await?;
         self.record_access(&row, &blob).await?;
         let mut info = info_of(&row);
-        info.last_accessed_at = self.now().max(row.last_accessed_at);
+        info.last_accessed_at = std::cmp::max(self.now(), row.last_accessed_at);
         Ok(ReadOutcome { bytes, info, cached })
     }
 
@@ -506,7 +506,7 @@ impl DocumentStore {
     async fn record_access(&self, row: &file_metadata::Model, blob: &blob::Model) -> Result<(), DocError> {
         let now = self.now();
         let txn = self.db.conn.begin().await.map_err(DbError::query("starting a transaction"))?;
-        let last = now.max(row.last_accessed_at);
+        let last = std::cmp::max(now, row.last_accessed_at);
         let mut facts = facts_of(row);
         facts.last_accessed_at = last;
         let (next_due_at, _) = schedule_of(self.policy_of(&row.file_type), &facts);

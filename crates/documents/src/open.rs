@@ -10,7 +10,7 @@ use std::time::Duration;
 use dossier_core::config::{ChecksumMode, Config};
 use dossier_core::{Clock, Tier};
 use dossier_db::Db;
-use dossier_storage::cache::{CacheSettings, HotCache, MemoryCache, RedisCache};
+use dossier_storage::cache::{CacheSettings, HotCache, MemoryCache, RedisCache, RedisCacheSettings};
 use dossier_storage::fs::FsStore;
 use dossier_storage::layout::TierLayout;
 use dossier_storage::s3::{S3Settings, S3Store};
@@ -76,10 +76,15 @@ pub async fn open(config: &Config, clock: Arc<dyn Clock>, setup: Setup) -> Resul
         max_object_bytes: config.cache.max_object_bytes,
     };
     let cache: Arc<dyn HotCache> = match &config.redis_url {
-        Some(url) => Arc::new(
-            RedisCache::connect(url, &config.namespace, settings, Duration::from_millis(config.redis_response_timeout_ms))
-                .await?,
-        ),
+        Some(url) => {
+            let redis = RedisCacheSettings {
+                url: url.clone(),
+                namespace: config.namespace.clone(),
+                response_timeout: Duration::from_millis(config.redis_response_timeout_ms),
+                ..RedisCacheSettings::default()
+            };
+            Arc::new(RedisCache::connect(&redis, settings).await?)
+        }
         None => Arc::new(MemoryCache::new(settings)),
     };
 

@@ -39,7 +39,11 @@ pub struct CacheSettings {
 
 impl Default for CacheSettings {
     fn default() -> Self {
-        Self { ttl: Duration::from_secs(3600), max_bytes: 256 * 1024 * 1024, max_object_bytes: 4 * 1024 * 1024 }
+        Self {
+            ttl: Duration::from_secs(3600),
+            max_bytes: 256 * 1024 * 1024,
+            max_object_bytes: 4 * 1024 * 1024,
+        }
     }
 }
 
@@ -214,7 +218,10 @@ pub struct RedisCache {
 
 impl Debug for RedisCache {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RedisCache").field("tag", &self.tag).field("settings", &self.settings).finish_non_exhaustive()
+        f.debug_struct("RedisCache")
+            .field("tag", &self.tag)
+            .field("settings", &self.settings)
+            .finish_non_exhaustive()
     }
 }
 
@@ -222,16 +229,24 @@ impl RedisCache {
     /// Connects (failing if Redis cannot be reached now); later outages only turn into misses.
     pub async fn connect(redis: &RedisCacheSettings, settings: CacheSettings) -> Result<Self, StorageError> {
         let client = redis::Client::open(redis.url.as_str()).map_err(|err| {
-            StorageError::new(StorageErrorKind::Permanent, format!("invalid Redis URL for the cache: {err}"))
-                .with_source(err)
+            StorageError::new(
+                StorageErrorKind::Permanent,
+                format!("invalid Redis URL for the cache: {err}"),
+            )
+            .with_source(err)
         })?;
         let config = ConnectionManagerConfig::new()
             .set_response_timeout(Some(redis.response_timeout))
             .set_connection_timeout(Some(redis.connection_timeout));
-        let connection = ConnectionManager::new_with_config(client, config).await.map_err(|err| {
-            StorageError::new(StorageErrorKind::Transient, format!("connecting to Redis for the cache: {err}"))
+        let connection = ConnectionManager::new_with_config(client, config)
+            .await
+            .map_err(|err| {
+                StorageError::new(
+                    StorageErrorKind::Transient,
+                    format!("connecting to Redis for the cache: {err}"),
+                )
                 .with_source(err)
-        })?;
+            })?;
         Ok(Self {
             connection,
             settings,
@@ -248,7 +263,12 @@ impl RedisCache {
 
     /// Bytes the cache accounts for right now (what the budget is checked against).
     pub async fn accounted_bytes(&self) -> Result<u64, StorageError> {
-        let total: Option<i64> = self.connection.clone().get(self.meta_key("total")).await.map_err(redis_error)?;
+        let total: Option<i64> = self
+            .connection
+            .clone()
+            .get(self.meta_key("total"))
+            .await
+            .map_err(redis_error)?;
         Ok(total.and_then(|total| u64::try_from(total).ok()).unwrap_or(0))
     }
 
@@ -257,7 +277,12 @@ impl RedisCache {
     }
 
     fn bookkeeping_keys(&self, id: &str) -> [String; 4] {
-        [self.meta_key("index"), self.meta_key("sizes"), self.meta_key("total"), self.value_key(id)]
+        [
+            self.meta_key("index"),
+            self.meta_key("sizes"),
+            self.meta_key("total"),
+            self.value_key(id),
+        ]
     }
 }
 
@@ -288,7 +313,12 @@ impl HotCache for RedisCache {
         for key in self.bookkeeping_keys(id) {
             invocation.key(key);
         }
-        invocation.arg(id).arg(bytes.as_ref()).arg(ttl_ms).arg(self.settings.max_bytes).arg(format!("{}:", self.tag));
+        invocation
+            .arg(id)
+            .arg(bytes.as_ref())
+            .arg(ttl_ms)
+            .arg(self.settings.max_bytes)
+            .arg(format!("{}:", self.tag));
         let stored: Result<i64, _> = invocation.invoke_async(&mut self.connection.clone()).await;
         if let Err(err) = stored {
             tracing::warn!(id, size = bytes.len(), error = %err, "hot cache write failed; the entry is not cached");
@@ -313,7 +343,11 @@ mod tests {
     use super::*;
 
     fn settings(max_bytes: u64, max_object_bytes: u64) -> CacheSettings {
-        CacheSettings { ttl: Duration::from_secs(60), max_bytes, max_object_bytes }
+        CacheSettings {
+            ttl: Duration::from_secs(60),
+            max_bytes,
+            max_object_bytes,
+        }
     }
 
     fn bytes_of(len: usize) -> Bytes {
@@ -353,7 +387,10 @@ mod tests {
 
     #[tokio::test]
     async fn memory_cache_entries_expire() {
-        let cache = MemoryCache::new(CacheSettings { ttl: Duration::from_millis(50), ..settings(1024, 512) });
+        let cache = MemoryCache::new(CacheSettings {
+            ttl: Duration::from_millis(50),
+            ..settings(1024, 512)
+        });
         cache.put("a", bytes_of(10)).await;
         tokio::time::sleep(Duration::from_millis(120)).await;
         assert_eq!(cache.get("a").await, None);

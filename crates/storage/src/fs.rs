@@ -33,7 +33,9 @@ impl FsStore {
     /// A store whose buckets are the subdirectories of `root`. Nothing is created until
     /// [`ObjectStore::ensure_bucket`] is called.
     pub fn new(root: impl Into<PathBuf>) -> Self {
-        Self { root: Arc::new(root.into()) }
+        Self {
+            root: Arc::new(root.into()),
+        }
     }
 
     pub fn root(&self) -> &Path {
@@ -48,7 +50,11 @@ impl FsStore {
     ) -> Result<T, StorageError> {
         let root = Arc::clone(&self.root);
         tokio::task::spawn_blocking(move || work(&root)).await.map_err(|err| {
-            let kind = if err.is_cancelled() { StorageErrorKind::Transient } else { StorageErrorKind::Permanent };
+            let kind = if err.is_cancelled() {
+                StorageErrorKind::Transient
+            } else {
+                StorageErrorKind::Permanent
+            };
             StorageError::new(kind, format!("{op}: filesystem task did not finish: {err}"))
         })?
     }
@@ -116,15 +122,17 @@ impl ObjectStore for FsStore {
 
     async fn delete(&self, bucket: &str, key: &str) -> Result<(), StorageError> {
         let (bucket, key) = checked(bucket, key)?;
-        self.run("delete", move |root| match fs::remove_file(root.join(&bucket).join(&key)) {
-            Ok(()) => {
-                tracing::debug!(bucket, key, "deleted object");
-                Ok(())
+        self.run("delete", move |root| {
+            match fs::remove_file(root.join(&bucket).join(&key)) {
+                Ok(()) => {
+                    tracing::debug!(bucket, key, "deleted object");
+                    Ok(())
+                }
+                Err(err) => match classify(root, "delete", &bucket, &key, err, Access::Read) {
+                    err if err.kind == StorageErrorKind::NotFound => Ok(()),
+                    err => Err(err),
+                },
             }
-            Err(err) => match classify(root, "delete", &bucket, &key, err, Access::Read) {
-                err if err.kind == StorageErrorKind::NotFound => Ok(()),
-                err => Err(err),
-            },
         })
         .await
     }
@@ -173,15 +181,17 @@ fn check_bucket(bucket: &str) -> Result<(), StorageError> {
         || bucket.starts_with(TEMP_PREFIX)
         || bucket.contains(['/', '\\', '\0'])
     {
-        return Err(StorageError::new(StorageErrorKind::Permanent, format!("invalid bucket name {bucket:?}")));
+        return Err(StorageError::new(
+            StorageErrorKind::Permanent,
+            format!("invalid bucket name {bucket:?}"),
+        ));
     }
     Ok(())
 }
 
 fn check_key(bucket: &str, key: &str) -> Result<(), StorageError> {
-    let bad_segment = |segment: &str| {
-        segment.is_empty() || segment == "." || segment == ".." || segment.starts_with(TEMP_PREFIX)
-    };
+    let bad_segment =
+        |segment: &str| segment.is_empty() || segment == "." || segment == ".." || segment.starts_with(TEMP_PREFIX);
     if key.contains(['\\', '\0']) || key.split('/').any(bad_segment) {
         return Err(StorageError::new(
             StorageErrorKind::Permanent,
@@ -203,7 +213,10 @@ fn existing_bucket(root: &Path, bucket: &str, op: &str, key: &str) -> Result<Pat
 }
 
 fn no_such_bucket(op: &str, bucket: &str, key: &str) -> StorageError {
-    StorageError::new(StorageErrorKind::NoSuchBucket, format!("{op} {bucket}/{key}: no bucket directory {bucket:?}"))
+    StorageError::new(
+        StorageErrorKind::NoSuchBucket,
+        format!("{op} {bucket}/{key}: no bucket directory {bucket:?}"),
+    )
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -226,16 +239,18 @@ fn classify(root: &Path, op: &str, bucket: &str, key: &str, err: io::Error, acce
     if !root.join(bucket).is_dir() {
         return no_such_bucket(op, bucket, key);
     }
-    StorageError::new(StorageErrorKind::NotFound, format!("{op} {bucket}/{key}: no such object")).with_source(err)
+    StorageError::new(
+        StorageErrorKind::NotFound,
+        format!("{op} {bucket}/{key}: no such object"),
+    )
+    .with_source(err)
 }
 
 fn io_error(op: &str, bucket: &str, key: &str, err: io::Error) -> StorageError {
     let kind = match err.kind() {
         io::ErrorKind::NotFound => StorageErrorKind::NotFound,
         io::ErrorKind::PermissionDenied => StorageErrorKind::AccessDenied,
-        io::ErrorKind::Interrupted | io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock => {
-            StorageErrorKind::Transient
-        }
+        io::ErrorKind::Interrupted | io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock => StorageErrorKind::Transient,
         _ => StorageErrorKind::Permanent,
     };
     StorageError::new(kind, format!("{op} {bucket}/{key}: {err}")).with_source(err)
@@ -243,7 +258,9 @@ fn io_error(op: &str, bucket: &str, key: &str, err: io::Error) -> StorageError {
 
 /// Writes `dest` through a temporary sibling: fill, fsync, rename, fsync the directory.
 fn write_atomically(dest: &Path, fill: impl FnOnce(&mut File) -> io::Result<()>) -> io::Result<()> {
-    let dir = dest.parent().ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "object path has no parent"))?;
+    let dir = dest
+        .parent()
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "object path has no parent"))?;
     fs::create_dir_all(dir)?;
     let temp = dir.join(format!("{TEMP_PREFIX}{}", uuid::Uuid::new_v4().simple()));
     let written = (|| {
@@ -262,7 +279,11 @@ fn write_atomically(dest: &Path, fill: impl FnOnce(&mut File) -> io::Result<()>)
 
 /// Makes a rename durable: the directory entry must reach the disk too (POSIX only; elsewhere a no-op).
 fn sync_dir(dir: &Path) -> io::Result<()> {
-    if cfg!(unix) { File::open(dir)?.sync_all() } else { Ok(()) }
+    if cfg!(unix) {
+        File::open(dir)?.sync_all()
+    } else {
+        Ok(())
+    }
 }
 
 fn read_range(path: &Path, range: Range<u64>) -> io::Result<Bytes> {
@@ -323,7 +344,18 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = FsStore::new(dir.path());
         store.ensure_bucket("hot").await.expect("bucket");
-        for key in ["../x", "a/../../x", "/etc/passwd", "a//b", "a/./b", "a/", "", "a\0b", "a\\b", ".dossier-tmp-x"] {
+        for key in [
+            "../x",
+            "a/../../x",
+            "/etc/passwd",
+            "a//b",
+            "a/./b",
+            "a/",
+            "",
+            "a\0b",
+            "a\\b",
+            ".dossier-tmp-x",
+        ] {
             let err = store.put("hot", key, Bytes::from_static(b"x")).await.expect_err(key);
             assert_eq!(err.kind, StorageErrorKind::Permanent, "{key:?}");
         }
@@ -339,8 +371,18 @@ mod tests {
         let store = FsStore::new(dir.path());
         store.ensure_bucket("hot").await.expect("bucket");
         store.put("hot", "a/b", Bytes::from_static(b"x")).await.expect("put");
-        fs::write(dir.path().join("hot/a").join(format!("{TEMP_PREFIX}crashed")), b"partial").expect("write");
-        let keys: Vec<_> = store.list("hot", "").await.expect("list").into_iter().map(|o| o.key).collect();
+        fs::write(
+            dir.path().join("hot/a").join(format!("{TEMP_PREFIX}crashed")),
+            b"partial",
+        )
+        .expect("write");
+        let keys: Vec<_> = store
+            .list("hot", "")
+            .await
+            .expect("list")
+            .into_iter()
+            .map(|o| o.key)
+            .collect();
         assert_eq!(keys, ["a/b"]);
     }
 }

@@ -17,7 +17,9 @@ pub struct TierLayout {
 impl TierLayout {
     /// Explicit bucket names, in the order hot, warm, cold, glacier.
     pub fn new(buckets: [impl Into<String>; 4]) -> Self {
-        Self { buckets: buckets.map(Into::into) }
+        Self {
+            buckets: buckets.map(Into::into),
+        }
     }
 
     /// The embedded layout: one directory per tier named after it (`hot`, `warm`, `cold`, `glacier`).

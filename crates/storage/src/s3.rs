@@ -125,12 +125,23 @@ impl fmt::Debug for S3Settings {
 
 impl S3Settings {
     fn validate(&self) -> Result<(), StorageError> {
-        let invalid = |what: String| Err(StorageError::new(StorageErrorKind::Permanent, format!("S3 settings: {what}")));
+        let invalid = |what: String| {
+            Err(StorageError::new(
+                StorageErrorKind::Permanent,
+                format!("S3 settings: {what}"),
+            ))
+        };
         if !(MIN_PART_SIZE..=MAX_PART_SIZE).contains(&self.multipart_part_size) {
-            return invalid(format!("multipart_part_size {} must be within 5 MiB..=5 GiB", self.multipart_part_size));
+            return invalid(format!(
+                "multipart_part_size {} must be within 5 MiB..=5 GiB",
+                self.multipart_part_size
+            ));
         }
         if self.multipart_copy_threshold > MAX_PART_SIZE {
-            return invalid(format!("multipart_copy_threshold {} exceeds S3's 5 GiB copy limit", self.multipart_copy_threshold));
+            return invalid(format!(
+                "multipart_copy_threshold {} exceeds S3's 5 GiB copy limit",
+                self.multipart_copy_threshold
+            ));
         }
         if self.multipart_concurrency == 0 || self.max_attempts == 0 {
             return invalid("multipart_concurrency and max_attempts must be at least 1".to_owned());
@@ -151,12 +162,14 @@ impl S3Store {
     pub async fn connect(settings: S3Settings) -> Result<Self, StorageError> {
         settings.validate()?;
         let (request_checksums, response_checksums) = match settings.checksum {
-            ChecksumMode::WhenSupported => {
-                (RequestChecksumCalculation::WhenSupported, ResponseChecksumValidation::WhenSupported)
-            }
-            ChecksumMode::WhenRequired => {
-                (RequestChecksumCalculation::WhenRequired, ResponseChecksumValidation::WhenRequired)
-            }
+            ChecksumMode::WhenSupported => (
+                RequestChecksumCalculation::WhenSupported,
+                ResponseChecksumValidation::WhenSupported,
+            ),
+            ChecksumMode::WhenRequired => (
+                RequestChecksumCalculation::WhenRequired,
+                ResponseChecksumValidation::WhenRequired,
+            ),
         };
         let mut loader = aws_config::defaults(BehaviorVersion::latest())
             .region(Region::new(settings.region.clone()))
@@ -188,9 +201,14 @@ impl S3Store {
             ),
         }
         let sdk_config = loader.load().await;
-        let config = aws_sdk_s3::config::Builder::from(&sdk_config).force_path_style(settings.force_path_style).build();
+        let config = aws_sdk_s3::config::Builder::from(&sdk_config)
+            .force_path_style(settings.force_path_style)
+            .build();
         tracing::debug!(endpoint = ?settings.endpoint, region = %settings.region, "S3 client configured");
-        Ok(Self { client: Client::from_conf(config), settings })
+        Ok(Self {
+            client: Client::from_conf(config),
+            settings,
+        })
     }
 
     /// The underlying SDK client, for operations the trait does not cover (restores, storage classes).
@@ -205,7 +223,9 @@ impl S3Store {
 
     fn part_ranges(&self, size: u64) -> Vec<Range<u64>> {
         let part = self.part_size(size);
-        (0..size.div_ceil(part)).map(|i| i * part..((i + 1) * part).min(size)).collect()
+        (0..size.div_ceil(part))
+            .map(|i| i * part..((i + 1) * part).min(size))
+            .collect()
     }
 
     async fn put_multipart(&self, bucket: &str, key: &str, body: Bytes) -> Result<(), StorageError> {
@@ -242,7 +262,10 @@ impl S3Store {
             .send()
             .await
             .map_err(|err| sdk_error("upload_part", bucket, key, err))?;
-        Ok(CompletedPart::builder().set_e_tag(output.e_tag).part_number(part_number).build())
+        Ok(CompletedPart::builder()
+            .set_e_tag(output.e_tag)
+            .part_number(part_number)
+            .build())
     }
 
     async fn copy_multipart(
@@ -273,13 +296,17 @@ impl S3Store {
                         .await
                         .map_err(|err| sdk_error("upload_part_copy", dst_bucket, dst_key, err))?;
                     let e_tag = output.copy_part_result.and_then(|result| result.e_tag);
-                    Ok(CompletedPart::builder().set_e_tag(e_tag).part_number(part_number).build())
+                    Ok(CompletedPart::builder()
+                        .set_e_tag(e_tag)
+                        .part_number(part_number)
+                        .build())
                 }
             })
             .buffered(self.settings.multipart_concurrency)
             .try_collect::<Vec<_>>()
             .await;
-        self.finish_upload("copy", dst_bucket, dst_key, &upload_id, copied).await
+        self.finish_upload("copy", dst_bucket, dst_key, &upload_id, copied)
+            .await
     }
 
     async fn create_upload(&self, op: &'static str, bucket: &str, key: &str) -> Result<String, StorageError> {
@@ -323,7 +350,14 @@ impl S3Store {
             Err(err) => Err(err),
         };
         if let Err(err) = &completed {
-            let aborted = self.client.abort_multipart_upload().bucket(bucket).key(key).upload_id(upload_id).send().await;
+            let aborted = self
+                .client
+                .abort_multipart_upload()
+                .bucket(bucket)
+                .key(key)
+                .upload_id(upload_id)
+                .send()
+                .await;
             if let Err(abort) = aborted {
                 tracing::warn!(
                     bucket, key, upload_id, error = %err, abort_error = %DisplayErrorContext(&abort),
@@ -344,8 +378,11 @@ impl ObjectStore for S3Store {
         let mut request = self.client.create_bucket().bucket(bucket);
         if self.settings.region != "us-east-1" {
             let location = BucketLocationConstraint::from(self.settings.region.as_str());
-            request = request
-                .create_bucket_configuration(CreateBucketConfiguration::builder().location_constraint(location).build());
+            request = request.create_bucket_configuration(
+                CreateBucketConfiguration::builder()
+                    .location_constraint(location)
+                    .build(),
+            );
         }
         match request.send().await {
             Ok(_) => {
@@ -420,8 +457,14 @@ impl ObjectStore for S3Store {
     async fn head(&self, bucket: &str, key: &str) -> Result<Option<ObjectMeta>, StorageError> {
         match self.client.head_object().bucket(bucket).key(key).send().await {
             Ok(output) => {
-                let size = output.content_length.and_then(|len| u64::try_from(len).ok()).unwrap_or(0);
-                Ok(Some(ObjectMeta { key: key.to_owned(), size }))
+                let size = output
+                    .content_length
+                    .and_then(|len| u64::try_from(len).ok())
+                    .unwrap_or(0);
+                Ok(Some(ObjectMeta {
+                    key: key.to_owned(),
+                    size,
+                }))
             }
             Err(err) => match sdk_error("head", bucket, key, err) {
                 err if err.kind == StorageErrorKind::NotFound => Ok(None),
@@ -476,7 +519,8 @@ impl ObjectStore for S3Store {
             ));
         };
         if source.size >= self.settings.multipart_copy_threshold {
-            self.copy_multipart(src_bucket, src_key, dst_bucket, dst_key, source.size).await?;
+            self.copy_multipart(src_bucket, src_key, dst_bucket, dst_key, source.size)
+                .await?;
         } else {
             self.client
                 .copy_object()
@@ -487,7 +531,14 @@ impl ObjectStore for S3Store {
                 .await
                 .map_err(|err| sdk_error("copy", dst_bucket, dst_key, err))?;
         }
-        tracing::debug!(src_bucket, src_key, dst_bucket, dst_key, size = source.size, "copied object");
+        tracing::debug!(
+            src_bucket,
+            src_key,
+            dst_bucket,
+            dst_key,
+            size = source.size,
+            "copied object"
+        );
         Ok(())
     }
 }
@@ -506,8 +557,11 @@ impl S3Store {
 
 async fn read_body(op: &str, bucket: &str, key: &str, body: ByteStream) -> Result<Bytes, StorageError> {
     body.collect().await.map(|data| data.into_bytes()).map_err(|err| {
-        StorageError::new(StorageErrorKind::Transient, format!("{op} s3://{bucket}/{key}: reading the body: {err}"))
-            .with_source(err)
+        StorageError::new(
+            StorageErrorKind::Transient,
+            format!("{op} s3://{bucket}/{key}: reading the body: {err}"),
+        )
+        .with_source(err)
     })
 }
 
@@ -547,9 +601,15 @@ where
             let code = err.code().unwrap_or("no error code");
             let message = err.message().unwrap_or("no message");
             let status = status.map_or_else(|| "no status".to_owned(), |status| format!("HTTP {status}"));
-            (kind_of(err.code(), status_of(&err)), format!("{code} ({status}): {message}"))
+            (
+                kind_of(err.code(), status_of(&err)),
+                format!("{code} ({status}): {message}"),
+            )
         }
-        SdkError::TimeoutError(_) => (StorageErrorKind::Transient, format!("timed out: {}", DisplayErrorContext(&err))),
+        SdkError::TimeoutError(_) => (
+            StorageErrorKind::Transient,
+            format!("timed out: {}", DisplayErrorContext(&err)),
+        ),
         SdkError::DispatchFailure(failure) if failure.is_user() => {
             (StorageErrorKind::Permanent, DisplayErrorContext(&err).to_string())
         }
@@ -573,11 +633,20 @@ fn kind_of(code: Option<&str>, status: Option<u16>) -> StorageErrorKind {
         Some("NoSuchKey" | "NotFound") => StorageErrorKind::NotFound,
         Some("NoSuchBucket") => StorageErrorKind::NoSuchBucket,
         Some(
-            "AccessDenied" | "InvalidAccessKeyId" | "SignatureDoesNotMatch" | "ExpiredToken" | "InvalidToken"
-            | "AllAccessDisabled" | "AccountProblem",
+            "AccessDenied"
+            | "InvalidAccessKeyId"
+            | "SignatureDoesNotMatch"
+            | "ExpiredToken"
+            | "InvalidToken"
+            | "AllAccessDisabled"
+            | "AccountProblem",
         ) => StorageErrorKind::AccessDenied,
         Some(
-            "SlowDown" | "Throttling" | "ThrottlingException" | "TooManyRequests" | "TooManyRequestsException"
+            "SlowDown"
+            | "Throttling"
+            | "ThrottlingException"
+            | "TooManyRequests"
+            | "TooManyRequestsException"
             | "RequestLimitExceeded",
         ) => StorageErrorKind::Throttled,
         Some("InternalError" | "ServiceUnavailable" | "RequestTimeout") => StorageErrorKind::Transient,
@@ -621,7 +690,10 @@ mod tests {
 
     #[test]
     fn copy_source_encodes_everything_but_safe_characters() {
-        assert_eq!(copy_source("b", "hot/active/ab/ab12.0190-f3"), "b/hot/active/ab/ab12.0190-f3");
+        assert_eq!(
+            copy_source("b", "hot/active/ab/ab12.0190-f3"),
+            "b/hot/active/ab/ab12.0190-f3"
+        );
         assert_eq!(copy_source("b", "a b+c%é"), "b/a%20b%2Bc%25%C3%A9");
     }
 

@@ -23,7 +23,12 @@ async fn fs_fixture() -> Fixture {
     for bucket in ["a", "b"] {
         store.ensure_bucket(bucket).await.expect("bucket");
     }
-    Fixture { store: Box::new(store), a: "a".into(), b: "b".into(), _backend: Box::new(dir) }
+    Fixture {
+        store: Box::new(store),
+        a: "a".into(),
+        b: "b".into(),
+        _backend: Box::new(dir),
+    }
 }
 
 /// Small multipart thresholds so an 11 MiB body is uploaded and copied in 5 MiB parts; no SDK retries.
@@ -49,7 +54,12 @@ async fn s3_fixture() -> Fixture {
     let store = s3_store(&server).await;
     let a = server.create_bucket(&unique_name("conf-a"));
     let b = server.create_bucket(&unique_name("conf-b"));
-    Fixture { store: Box::new(store), a, b, _backend: Box::new(server) }
+    Fixture {
+        store: Box::new(store),
+        a,
+        b,
+        _backend: Box::new(server),
+    }
 }
 
 /// Deterministic, non-repeating-looking bytes.
@@ -63,18 +73,36 @@ fn sha256(bytes: &[u8]) -> [u8; 32] {
 
 async fn round_trip(store: &dyn ObjectStore, bucket: &str, _other: &str) {
     let body = body_of(4096);
-    store.put(bucket, "hot/active/ab/object", body.clone()).await.expect("put");
+    store
+        .put(bucket, "hot/active/ab/object", body.clone())
+        .await
+        .expect("put");
     assert_eq!(store.get(bucket, "hot/active/ab/object").await.expect("get"), body);
     let meta = store.head(bucket, "hot/active/ab/object").await.expect("head");
-    assert_eq!(meta, Some(ObjectMeta { key: "hot/active/ab/object".into(), size: 4096 }));
+    assert_eq!(
+        meta,
+        Some(ObjectMeta {
+            key: "hot/active/ab/object".into(),
+            size: 4096
+        })
+    );
 }
 
 async fn zero_byte_object(store: &dyn ObjectStore, bucket: &str, _other: &str) {
     store.put(bucket, "empty", Bytes::new()).await.expect("put");
     assert!(store.get(bucket, "empty").await.expect("get").is_empty());
-    assert_eq!(store.head(bucket, "empty").await.expect("head").map(|m| m.size), Some(0));
+    assert_eq!(
+        store.head(bucket, "empty").await.expect("head").map(|m| m.size),
+        Some(0)
+    );
     assert!(store.get_range(bucket, "empty", 0..10).await.expect("range").is_empty());
-    assert_eq!(store.list(bucket, "").await.expect("list"), [ObjectMeta { key: "empty".into(), size: 0 }]);
+    assert_eq!(
+        store.list(bucket, "").await.expect("list"),
+        [ObjectMeta {
+            key: "empty".into(),
+            size: 0
+        }]
+    );
 }
 
 async fn ranged_reads(store: &dyn ObjectStore, bucket: &str, _other: &str) {
@@ -97,23 +125,46 @@ async fn large_object(store: &dyn ObjectStore, bucket: &str, other: &str) {
     assert_eq!(back.len(), body.len());
     assert_eq!(sha256(&back), sha256(&body));
     let across_parts = (5 * MIB - 10) as u64..(5 * MIB + 10) as u64;
-    assert_eq!(store.get_range(bucket, "big", across_parts).await.expect("range"), body.slice(5 * MIB - 10..5 * MIB + 10));
+    assert_eq!(
+        store.get_range(bucket, "big", across_parts).await.expect("range"),
+        body.slice(5 * MIB - 10..5 * MIB + 10)
+    );
 
     store.copy(bucket, "big", other, "big-copy").await.expect("copy");
-    assert_eq!(sha256(&store.get(other, "big-copy").await.expect("get copy")), sha256(&body));
+    assert_eq!(
+        sha256(&store.get(other, "big-copy").await.expect("get copy")),
+        sha256(&body)
+    );
 }
 
 async fn listing_with_prefixes(store: &dyn ObjectStore, bucket: &str, _other: &str) {
-    let keys = ["hot/active/cd/3", "hot/active/ab/2", "hot/active/ab/1", "hot/cache/ab/4", "warm/recent/x", "hot/z"];
+    let keys = [
+        "hot/active/cd/3",
+        "hot/active/ab/2",
+        "hot/active/ab/1",
+        "hot/cache/ab/4",
+        "warm/recent/x",
+        "hot/z",
+    ];
     for (i, key) in keys.iter().enumerate() {
         store.put(bucket, key, body_of(i + 1)).await.expect("put");
     }
     let listed = |prefix: &'static str| async move {
-        store.list(bucket, prefix).await.expect("list").into_iter().map(|m| (m.key, m.size)).collect::<Vec<_>>()
+        store
+            .list(bucket, prefix)
+            .await
+            .expect("list")
+            .into_iter()
+            .map(|m| (m.key, m.size))
+            .collect::<Vec<_>>()
     };
     assert_eq!(
         listed("hot/active/").await,
-        [("hot/active/ab/1".into(), 3), ("hot/active/ab/2".into(), 2), ("hot/active/cd/3".into(), 1)]
+        [
+            ("hot/active/ab/1".into(), 3),
+            ("hot/active/ab/2".into(), 2),
+            ("hot/active/cd/3".into(), 1)
+        ]
     );
     assert_eq!(listed("hot/active/a").await.len(), 2);
     assert_eq!(listed("hot/").await.len(), 5);
@@ -137,29 +188,47 @@ async fn missing_object_is_not_found(store: &dyn ObjectStore, bucket: &str, _oth
     let err = store.get(bucket, "no/such/key").await.expect_err("get missing");
     assert_eq!(err.kind, StorageErrorKind::NotFound, "{err}");
     assert!(!err.is_retryable());
-    let err = store.get_range(bucket, "no/such/key", 0..10).await.expect_err("range of missing");
+    let err = store
+        .get_range(bucket, "no/such/key", 0..10)
+        .await
+        .expect_err("range of missing");
     assert_eq!(err.kind, StorageErrorKind::NotFound, "{err}");
     assert_eq!(store.head(bucket, "no/such/key").await.expect("head"), None);
-    let err = store.copy(bucket, "no/such/key", bucket, "dst").await.expect_err("copy missing");
+    let err = store
+        .copy(bucket, "no/such/key", bucket, "dst")
+        .await
+        .expect_err("copy missing");
     assert_eq!(err.kind, StorageErrorKind::NotFound, "{err}");
 }
 
 async fn copy_between_buckets(store: &dyn ObjectStore, bucket: &str, other: &str) {
     let body = body_of(777);
     store.put(bucket, "hot/active/ab/src", body.clone()).await.expect("put");
-    store.copy(bucket, "hot/active/ab/src", other, "warm/recent/ab/dst").await.expect("copy");
+    store
+        .copy(bucket, "hot/active/ab/src", other, "warm/recent/ab/dst")
+        .await
+        .expect("copy");
     assert_eq!(store.get(other, "warm/recent/ab/dst").await.expect("copy"), body);
     assert_eq!(store.get(bucket, "hot/active/ab/src").await.expect("source kept"), body);
     // Copying onto an existing object replaces it.
     store.put(bucket, "hot/active/ab/src2", body_of(5)).await.expect("put");
-    store.copy(bucket, "hot/active/ab/src2", other, "warm/recent/ab/dst").await.expect("copy over");
+    store
+        .copy(bucket, "hot/active/ab/src2", other, "warm/recent/ab/dst")
+        .await
+        .expect("copy over");
     assert_eq!(store.get(other, "warm/recent/ab/dst").await.expect("get"), body_of(5));
 }
 
 async fn overwrite(store: &dyn ObjectStore, bucket: &str, _other: &str) {
     store.put(bucket, "o", body_of(500)).await.expect("put");
-    store.put(bucket, "o", Bytes::from_static(b"shorter")).await.expect("overwrite");
-    assert_eq!(store.get(bucket, "o").await.expect("get"), Bytes::from_static(b"shorter"));
+    store
+        .put(bucket, "o", Bytes::from_static(b"shorter"))
+        .await
+        .expect("overwrite");
+    assert_eq!(
+        store.get(bucket, "o").await.expect("get"),
+        Bytes::from_static(b"shorter")
+    );
     assert_eq!(store.head(bucket, "o").await.expect("head").map(|m| m.size), Some(7));
 }
 
@@ -296,7 +365,12 @@ mod s3_only {
     #[tokio::test(flavor = "multi_thread")]
     async fn the_sdk_absorbs_one_blip_when_retries_are_allowed() {
         let server = S3Server::start().await;
-        let store = S3Store::connect(S3Settings { max_attempts: 3, ..s3_settings(&server) }).await.expect("client");
+        let store = S3Store::connect(S3Settings {
+            max_attempts: 3,
+            ..s3_settings(&server)
+        })
+        .await
+        .expect("client");
         let bucket = server.create_bucket(&unique_name("retry"));
         store.put(&bucket, "k", body_of(10)).await.expect("put");
         server.reset_counts();
@@ -324,7 +398,10 @@ mod s3_only {
     async fn wrong_secret_is_access_denied() {
         let server = S3Server::start().await;
         let bucket = server.create_bucket(&unique_name("denied"));
-        let settings = S3Settings { secret_access_key: Some("not-the-secret".into()), ..s3_settings(&server) };
+        let settings = S3Settings {
+            secret_access_key: Some("not-the-secret".into()),
+            ..s3_settings(&server)
+        };
         let store = S3Store::connect(settings).await.expect("client");
         for err in [
             store.get(&bucket, "k").await.expect_err("get"),

@@ -18,7 +18,10 @@ async fn cache(namespace: &RedisNamespace, settings: CacheSettings) -> RedisCach
 
 async fn raw(namespace: &RedisNamespace) -> redis::aio::MultiplexedConnection {
     let client = redis::Client::open(namespace.url()).expect("Redis URL");
-    client.get_multiplexed_async_connection().await.expect("raw Redis connection")
+    client
+        .get_multiplexed_async_connection()
+        .await
+        .expect("raw Redis connection")
 }
 
 fn bytes_of(len: usize, fill: u8) -> Bytes {
@@ -28,7 +31,11 @@ fn bytes_of(len: usize, fill: u8) -> Bytes {
 #[tokio::test(flavor = "multi_thread")]
 async fn entries_round_trip_with_their_ttl() {
     let namespace = RedisNamespace::new();
-    let settings = CacheSettings { ttl: Duration::from_secs(60), max_bytes: 1 << 20, max_object_bytes: 1 << 16 };
+    let settings = CacheSettings {
+        ttl: Duration::from_secs(60),
+        max_bytes: 1 << 20,
+        max_object_bytes: 1 << 16,
+    };
     let cache = cache(&namespace, settings).await;
     cache.put("blob-1", Bytes::from_static(b"resume bytes")).await;
     assert_eq!(cache.get("blob-1").await, Some(Bytes::from_static(b"resume bytes")));
@@ -44,7 +51,11 @@ async fn entries_round_trip_with_their_ttl() {
 #[tokio::test(flavor = "multi_thread")]
 async fn the_budget_holds_and_the_oldest_entries_go_first() {
     let namespace = RedisNamespace::new();
-    let settings = CacheSettings { ttl: Duration::from_secs(60), max_bytes: 1000, max_object_bytes: 400 };
+    let settings = CacheSettings {
+        ttl: Duration::from_secs(60),
+        max_bytes: 1000,
+        max_object_bytes: 400,
+    };
     let cache = cache(&namespace, settings).await;
     let mut redis = raw(&namespace).await;
     for i in 0..10u8 {
@@ -69,12 +80,20 @@ async fn the_budget_holds_and_the_oldest_entries_go_first() {
 #[tokio::test(flavor = "multi_thread")]
 async fn oversize_objects_are_never_stored() {
     let namespace = RedisNamespace::new();
-    let settings = CacheSettings { ttl: Duration::from_secs(60), max_bytes: 1000, max_object_bytes: 400 };
+    let settings = CacheSettings {
+        ttl: Duration::from_secs(60),
+        max_bytes: 1000,
+        max_object_bytes: 400,
+    };
     let cache = cache(&namespace, settings).await;
     cache.put("small", bytes_of(400, 1)).await;
     cache.put("big", bytes_of(401, 2)).await;
     assert_eq!(cache.get("big").await, None);
-    let exists: bool = raw(&namespace).await.exists(cache.value_key("big")).await.expect("EXISTS");
+    let exists: bool = raw(&namespace)
+        .await
+        .exists(cache.value_key("big"))
+        .await
+        .expect("EXISTS");
     assert!(!exists);
     assert_eq!(cache.accounted_bytes().await.expect("total"), 400);
 }
@@ -98,11 +117,33 @@ async fn evict_removes_the_entry_and_its_bytes() {
 #[tokio::test(flavor = "multi_thread")]
 async fn expired_entries_leave_the_accounting() {
     let namespace = RedisNamespace::new();
-    let settings = CacheSettings { ttl: Duration::from_millis(100), max_bytes: 1000, max_object_bytes: 400 };
+    let settings = CacheSettings {
+        ttl: Duration::from_millis(100),
+        max_bytes: 1000,
+        max_object_bytes: 400,
+    };
     let cache = cache(&namespace, settings).await;
     cache.put("old", bytes_of(300, 1)).await;
     tokio::time::sleep(Duration::from_millis(250)).await;
     assert_eq!(cache.get("old").await, None);
     cache.put("new", bytes_of(10, 2)).await;
     assert_eq!(cache.accounted_bytes().await.expect("total"), 10);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn redis_failures_are_misses_not_errors() {
+    let namespace = RedisNamespace::new();
+    let cache = cache(&namespace, CacheSettings::default()).await;
+    let mut redis = raw(&namespace).await;
+    // Keys of the wrong type make every command on them fail, as a broken Redis would.
+    let _: () = redis
+        .hset(cache.value_key("hash"), "field", "value")
+        .await
+        .expect("HSET");
+    assert_eq!(cache.get("hash").await, None);
+    let index = format!("{{{}:cache}}#index", namespace.name());
+    let _: () = redis.set(&index, "not a sorted set").await.expect("SET");
+    cache.put("a", bytes_of(10, 1)).await;
+    assert_eq!(cache.get("a").await, None);
+    cache.evict("a").await;
 }

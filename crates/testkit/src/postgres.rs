@@ -18,8 +18,12 @@ impl PgSchema {
     pub async fn create() -> PgSchema {
         let url = std::env::var("DOSSIER_TEST_DATABASE_URL").unwrap_or_else(|_| DEFAULT_URL.to_owned());
         let schema = format!("t_{}", crate::random_suffix());
-        let db = Database::connect(&url).await.unwrap_or_else(|err| panic!("connect to Postgres at {url}: {err}"));
-        db.execute_unprepared(&format!("CREATE SCHEMA \"{schema}\"")).await.expect("create the test schema");
+        let db = Database::connect(&url)
+            .await
+            .unwrap_or_else(|err| panic!("connect to Postgres at {url}: {err}"));
+        db.execute_unprepared(&format!("CREATE SCHEMA \"{schema}\""))
+            .await
+            .expect("create the test schema");
         db.close().await.expect("close the setup connection");
         PgSchema { url, schema }
     }
@@ -42,7 +46,8 @@ impl Drop for PgSchema {
             let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
             runtime.block_on(async {
                 let db = Database::connect(&url).await?;
-                db.execute_unprepared(&format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE")).await?;
+                db.execute_unprepared(&format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"))
+                    .await?;
                 db.close().await?;
                 Ok::<_, anyhow::Error>(())
             })

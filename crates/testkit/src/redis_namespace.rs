@@ -16,7 +16,10 @@ pub struct RedisNamespace {
 impl RedisNamespace {
     pub fn new() -> RedisNamespace {
         let url = std::env::var("DOSSIER_TEST_REDIS_URL").unwrap_or_else(|_| DEFAULT_URL.to_owned());
-        RedisNamespace { name: format!("t{}", crate::random_suffix()), url }
+        RedisNamespace {
+            name: format!("t{}", crate::random_suffix()),
+            url,
+        }
     }
 
     pub fn name(&self) -> &str {
@@ -40,7 +43,9 @@ impl Drop for RedisNamespace {
         // A plain thread with the synchronous client: Drop may run inside an async runtime.
         let cleaned = std::thread::spawn(move || -> redis::RedisResult<()> {
             let mut connection = redis::Client::open(url)?.get_connection()?;
-            let keys = connection.scan_match::<_, String>(pattern.as_str())?.collect::<redis::RedisResult<Vec<_>>>()?;
+            let keys = connection
+                .scan_match::<_, String>(pattern.as_str())?
+                .collect::<redis::RedisResult<Vec<_>>>()?;
             for batch in keys.chunks(500) {
                 connection.unlink::<_, ()>(batch)?;
             }
@@ -48,7 +53,10 @@ impl Drop for RedisNamespace {
         })
         .join();
         if !matches!(cleaned, Ok(Ok(()))) {
-            eprintln!("dossier-testkit: could not delete the keys of Redis namespace {}", self.name);
+            eprintln!(
+                "dossier-testkit: could not delete the keys of Redis namespace {}",
+                self.name
+            );
         }
     }
 }

@@ -151,7 +151,10 @@ fn error_response(status: StatusCode, code: &str) -> HttpResponse {
     );
     let mut response = Response::new(Body::from(xml));
     *response.status_mut() = status;
-    response.headers_mut().insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/xml"));
+    response.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/xml"),
+    );
     response
 }
 
@@ -184,7 +187,10 @@ impl S3Server {
         let mut builder = S3ServiceBuilder::new(fs);
         builder.set_auth(SimpleAuth::from_single(ACCESS_KEY, SECRET_KEY));
         let state = Arc::new(State::default());
-        let front = Front { s3: builder.build(), state: Arc::clone(&state) };
+        let front = Front {
+            s3: builder.build(),
+            state: Arc::clone(&state),
+        };
 
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind the S3 server");
         let address = listener.local_addr().expect("S3 server address");
@@ -206,7 +212,12 @@ impl S3Server {
                 while connections.try_join_next().is_some() {}
             }
         });
-        S3Server { endpoint: format!("http://{address}"), state, root, accept }
+        S3Server {
+            endpoint: format!("http://{address}"),
+            state,
+            root,
+            accept,
+        }
     }
 
     /// `http://127.0.0.1:PORT`.
@@ -281,7 +292,12 @@ impl S3Server {
 
     fn inject(&self, skip: usize, n: usize, status: u16, code: &str) {
         let status = StatusCode::from_u16(status).expect("an HTTP status code");
-        let fault = (n > 0).then(|| Fault { skip, remaining: n, status, code: code.to_owned() });
+        let fault = (n > 0).then(|| Fault {
+            skip,
+            remaining: n,
+            status,
+            code: code.to_owned(),
+        });
         *self.state.fault.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = fault;
     }
 }
@@ -307,15 +323,33 @@ mod tests {
     #[test]
     fn requests_are_told_apart() {
         assert_eq!(kind(Method::GET, "/b/k/x", false), RequestKind::GetObject);
-        assert_eq!(kind(Method::GET, "/b?list-type=2&prefix=k", false), RequestKind::ListObjects);
+        assert_eq!(
+            kind(Method::GET, "/b?list-type=2&prefix=k", false),
+            RequestKind::ListObjects
+        );
         assert_eq!(kind(Method::GET, "/b/k?uploadId=1", false), RequestKind::Other);
         assert_eq!(kind(Method::PUT, "/b/k", false), RequestKind::PutObject);
         assert_eq!(kind(Method::PUT, "/b/k", true), RequestKind::CopyObject);
-        assert_eq!(kind(Method::PUT, "/b/k?partNumber=1&uploadId=1", false), RequestKind::UploadPart);
-        assert_eq!(kind(Method::PUT, "/b/k?partNumber=1&uploadId=1", true), RequestKind::UploadPartCopy);
-        assert_eq!(kind(Method::POST, "/b/k?uploads", false), RequestKind::CreateMultipartUpload);
-        assert_eq!(kind(Method::POST, "/b/k?uploadId=1", false), RequestKind::CompleteMultipartUpload);
-        assert_eq!(kind(Method::DELETE, "/b/k?uploadId=1", false), RequestKind::AbortMultipartUpload);
+        assert_eq!(
+            kind(Method::PUT, "/b/k?partNumber=1&uploadId=1", false),
+            RequestKind::UploadPart
+        );
+        assert_eq!(
+            kind(Method::PUT, "/b/k?partNumber=1&uploadId=1", true),
+            RequestKind::UploadPartCopy
+        );
+        assert_eq!(
+            kind(Method::POST, "/b/k?uploads", false),
+            RequestKind::CreateMultipartUpload
+        );
+        assert_eq!(
+            kind(Method::POST, "/b/k?uploadId=1", false),
+            RequestKind::CompleteMultipartUpload
+        );
+        assert_eq!(
+            kind(Method::DELETE, "/b/k?uploadId=1", false),
+            RequestKind::AbortMultipartUpload
+        );
         assert_eq!(kind(Method::DELETE, "/b/k", false), RequestKind::DeleteObject);
         assert_eq!(kind(Method::PUT, "/b", false), RequestKind::Other);
     }
