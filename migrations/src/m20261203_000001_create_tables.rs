@@ -41,7 +41,11 @@ impl MigrationTrait for Migration {
                     .col(timestamp_with_time_zone_null("interview_at"))
                     .col(timestamp_with_time_zone_null("closed_at"))
                     .col(timestamp_with_time_zone("updated_at"))
-                    .foreign_key(ForeignKey::create().from("job_applications", "user_id").to("users", "id"))
+                    .foreign_key(
+                        ForeignKey::create()
+                            .from("job_applications", "user_id")
+                            .to("users", "id"),
+                    )
                     .to_owned(),
             )
             .await?;
@@ -58,7 +62,11 @@ impl MigrationTrait for Migration {
             .await?;
         manager
             .create_index(
-                Index::create().name("job_applications_interview_at").table("job_applications").col("interview_at").to_owned(),
+                Index::create()
+                    .name("job_applications_interview_at")
+                    .table("job_applications")
+                    .col("interview_at")
+                    .to_owned(),
             )
             .await?;
 
@@ -70,7 +78,10 @@ impl MigrationTrait for Migration {
                     .col(string_len("tier", 16).check(tier_check("tier")))
                     .col(string_len("bucket", 255))
                     .col(string_len("object_key", 1024))
-                    .col(string_len("state", 16).check(Expr::cust("state IN ('open', 'sealed', 'compacting', 'deleted')")))
+                    .col(
+                        string_len("state", 16)
+                            .check(Expr::cust("state IN ('open', 'sealed', 'compacting', 'deleted')")),
+                    )
                     .col(big_integer("sealed_size").default(0))
                     .col(big_integer("live_bytes").default(0))
                     .col(integer("member_count").default(0))
@@ -99,7 +110,9 @@ impl MigrationTrait for Migration {
                     .col(big_integer_null("pack_length"))
                     .col(big_integer_null("delta_base_id"))
                     .col(integer("refcount").check(Expr::cust("refcount >= 0")))
-                    .col(string_len("state", 16).check(Expr::cust("state IN ('live', 'moving', 'deleting', 'corrupt')")))
+                    .col(
+                        string_len("state", 16).check(Expr::cust("state IN ('live', 'moving', 'deleting', 'corrupt')")),
+                    )
                     .col(timestamp_with_time_zone_null("restored_until"))
                     .col(timestamp_with_time_zone("created_at"))
                     .col(timestamp_with_time_zone("updated_at"))
@@ -108,9 +121,25 @@ impl MigrationTrait for Migration {
             )
             .await?;
         manager
-            .create_index(Index::create().name("blobs_scope_sha256").table("blobs").col("scope").col("sha256").unique().to_owned())
+            .create_index(
+                Index::create()
+                    .name("blobs_scope_sha256")
+                    .table("blobs")
+                    .col("scope")
+                    .col("sha256")
+                    .unique()
+                    .to_owned(),
+            )
             .await?;
-        manager.create_index(Index::create().name("blobs_state").table("blobs").col("state").to_owned()).await?;
+        manager
+            .create_index(
+                Index::create()
+                    .name("blobs_state")
+                    .table("blobs")
+                    .col("state")
+                    .to_owned(),
+            )
+            .await?;
 
         manager
             .create_table(
@@ -144,13 +173,21 @@ impl MigrationTrait for Migration {
             )
             .await?;
         for (name, cols, unique) in [
-            ("file_metadata_user_key_version", &["user_id", "doc_key", "version_no"][..], true),
+            (
+                "file_metadata_user_key_version",
+                &["user_id", "doc_key", "version_no"][..],
+                true,
+            ),
             ("file_metadata_user_active", &["user_id", "is_active"][..], false),
             ("file_metadata_tier_created", &["storage_tier", "created_at"][..], false),
             ("file_metadata_expires_at", &["expires_at"][..], false),
             ("file_metadata_next_due_at", &["next_due_at"][..], false),
             ("file_metadata_blob", &["blob_id"][..], false),
-            ("file_metadata_application", &["user_id", "job_application_id"][..], false),
+            (
+                "file_metadata_application",
+                &["user_id", "job_application_id"][..],
+                false,
+            ),
         ] {
             let mut index = Index::create();
             index.name(name).table("file_metadata");
@@ -177,7 +214,12 @@ impl MigrationTrait for Migration {
             .await?;
         manager
             .create_index(
-                Index::create().name("access_events_file_at").table("access_events").col("file_id").col("accessed_at").to_owned(),
+                Index::create()
+                    .name("access_events_file_at")
+                    .table("access_events")
+                    .col("file_id")
+                    .col("accessed_at")
+                    .to_owned(),
             )
             .await?;
 
@@ -200,7 +242,11 @@ impl MigrationTrait for Migration {
             .await?;
         manager
             .create_index(
-                Index::create().name("storage_lifecycle_log_file").table("storage_lifecycle_log").col("file_id").to_owned(),
+                Index::create()
+                    .name("storage_lifecycle_log_file")
+                    .table("storage_lifecycle_log")
+                    .col("file_id")
+                    .to_owned(),
             )
             .await?;
 
@@ -219,7 +265,14 @@ impl MigrationTrait for Migration {
             )
             .await?;
         manager
-            .create_index(Index::create().name("audit_log_user_created").table("audit_log").col("user_id").col("created_at").to_owned())
+            .create_index(
+                Index::create()
+                    .name("audit_log_user_created")
+                    .table("audit_log")
+                    .col("user_id")
+                    .col("created_at")
+                    .to_owned(),
+            )
             .await?;
 
         manager
@@ -240,7 +293,12 @@ impl MigrationTrait for Migration {
             .await?;
         manager
             .create_index(
-                Index::create().name("outbox_open").table("outbox").col("completed_at").col("dispatched_at").to_owned(),
+                Index::create()
+                    .name("outbox_open")
+                    .table("outbox")
+                    .col("completed_at")
+                    .col("dispatched_at")
+                    .to_owned(),
             )
             .await?;
 

@@ -6,7 +6,11 @@ use clap::{Parser, Subcommand};
 use dossier_core::{FileType, Tier};
 
 #[derive(Debug, Parser)]
-#[command(name = "dossier", version, about = "Tiered document store and job-queue worker fleet for resume automation")]
+#[command(
+    name = "dossier",
+    version,
+    about = "Tiered document store and job-queue worker fleet for resume automation"
+)]
 pub struct Args {
     /// Machine-readable output on stdout.
     #[arg(long, global = true)]
@@ -78,7 +82,8 @@ pub enum Command {
 }
 
 fn parse_file_type(s: &str) -> Result<FileType, String> {
-    s.parse().map_err(|e: dossier_core::file_type::UnknownFileType| e.to_string())
+    s.parse()
+        .map_err(|e: dossier_core::file_type::UnknownFileType| e.to_string())
 }
 
 fn parse_tier(s: &str) -> Result<Tier, String> {

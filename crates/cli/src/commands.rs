@@ -20,7 +20,10 @@ fn load_config(args: &Args) -> Result<Config, Failure> {
     if let Some(now) = &args.now {
         flags.insert("DOSSIER_NOW".to_owned(), now.clone());
     }
-    let explicit = args.config.clone().or_else(|| env.get("DOSSIER_CONFIG").map(PathBuf::from));
+    let explicit = args
+        .config
+        .clone()
+        .or_else(|| env.get("DOSSIER_CONFIG").map(PathBuf::from));
     let file = match explicit {
         Some(path) => {
             let text = std::fs::read_to_string(&path)
@@ -39,7 +42,9 @@ fn load_config(args: &Args) -> Result<Config, Failure> {
 fn init_logging(config: &Config) {
     let filter = tracing_subscriber::EnvFilter::try_new(&config.log)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     if config.log_json {
         builder.json().init();
     } else {
@@ -68,15 +73,27 @@ pub async fn run(args: Args) -> Result<(), Failure> {
     match args.command {
         Command::Migrate => {
             let store = dossier_documents::open(&config, clock, Setup::Migrate).await?;
-            let backend = if config.database_url.is_some() { "postgres" } else { "sqlite" };
+            let backend = if config.database_url.is_some() {
+                "postgres"
+            } else {
+                "sqlite"
+            };
             if json {
-                print_json(&json!({ "migrated": true, "database": backend, "buckets": store.layout.all().map(|(_, b)| b.to_owned()) }))
+                print_json(
+                    &json!({ "migrated": true, "database": backend, "buckets": store.layout.all().map(|(_, b)| b.to_owned()) }),
+                )
             } else {
                 println!("migrated the {backend} schema; buckets ready");
                 Ok(())
             }
         }
-        Command::Put { user, file_type, key, application, file } => {
+        Command::Put {
+            user,
+            file_type,
+            key,
+            application,
+            file,
+        } => {
             let (bytes, name) = read_input(&file)?;
             let key = match key {
                 Some(k) => k,
@@ -99,11 +116,19 @@ pub async fn run(args: Args) -> Result<(), Failure> {
             if json {
                 print_json(&outcome)
             } else {
-                println!("stored {:?} version {} in {} ({} bytes, sha256 {})", outcome.key, outcome.version, outcome.tier, outcome.size, outcome.sha256);
+                println!(
+                    "stored {:?} version {} in {} ({} bytes, sha256 {})",
+                    outcome.key, outcome.version, outcome.tier, outcome.size, outcome.sha256
+                );
                 Ok(())
             }
         }
-        Command::Get { user, key, version, output } => {
+        Command::Get {
+            user,
+            key,
+            version,
+            output,
+        } => {
             let store = open(&config, clock).await?;
             let read = store.get(&user, &key, version).await?;
             match output {
@@ -122,17 +147,44 @@ pub async fn run(args: Args) -> Result<(), Failure> {
                 }
             }
         }
-        Command::Ls { user, file_type, tier, all_versions } => {
+        Command::Ls {
+            user,
+            file_type,
+            tier,
+            all_versions,
+        } => {
             let store = open(&config, clock).await?;
-            let docs = store.list(&user, &ListFilter { file_type, tier, all_versions }).await?;
+            let docs = store
+                .list(
+                    &user,
+                    &ListFilter {
+                        file_type,
+                        tier,
+                        all_versions,
+                    },
+                )
+                .await?;
             if json {
                 return print_json(&docs);
             }
-            println!("{:<40} {:>4} {:<20} {:<8} {:>10}  next due", "key", "ver", "type", "tier", "bytes");
+            println!(
+                "{:<40} {:>4} {:<20} {:<8} {:>10}  next due",
+                "key", "ver", "type", "tier", "bytes"
+            );
             for d in docs {
-                let due = d.next_due_at.map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)).unwrap_or_else(|| "-".into());
+                let due = d
+                    .next_due_at
+                    .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+                    .unwrap_or_else(|| "-".into());
                 let hold = if d.legal_hold { " (legal hold)" } else { "" };
-                println!("{:<40} {:>4} {:<20} {:<8} {:>10}  {due}{hold}", d.key, d.version, d.file_type, d.tier.as_str(), d.size);
+                println!(
+                    "{:<40} {:>4} {:<20} {:<8} {:>10}  {due}{hold}",
+                    d.key,
+                    d.version,
+                    d.file_type,
+                    d.tier.as_str(),
+                    d.size
+                );
             }
             Ok(())
         }
@@ -168,7 +220,8 @@ fn read_input(file: &Path) -> Result<(Vec<u8>, String), Failure> {
             .map_err(|e| Failure::new(INVALID, format!("cannot read standard input: {e}")))?;
         return Ok((bytes, "-".to_owned()));
     }
-    let bytes = std::fs::read(file).map_err(|e| Failure::new(INVALID, format!("cannot read {}: {e}", file.display())))?;
+    let bytes =
+        std::fs::read(file).map_err(|e| Failure::new(INVALID, format!("cannot read {}: {e}", file.display())))?;
     let name = file
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -178,8 +231,14 @@ fn read_input(file: &Path) -> Result<(Vec<u8>, String), Failure> {
 
 /// Writes `bytes` to a temporary file beside `path` and renames it into place, so a failure leaves no partial file.
 fn write_whole(path: &Path, bytes: &[u8]) -> Result<(), Failure> {
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let file_name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let file_name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let tmp = dir.join(format!(".{file_name}.dossier-{}", std::process::id()));
     let result = std::fs::File::create(&tmp)
         .and_then(|mut f| f.write_all(bytes).and_then(|()| f.sync_all()))
@@ -191,8 +250,15 @@ fn write_whole(path: &Path, bytes: &[u8]) -> Result<(), Failure> {
 }
 
 fn print_stats(stats: &Stats) -> Result<(), Failure> {
-    println!("{:<8} {:>10} {:>14} {:>8} {:>14} {:>14}", "tier", "documents", "raw bytes", "objects", "stored bytes", "USD/month");
-    let rows = stats.tiers.iter().map(|(t, s)| (t.as_str(), s)).chain(std::iter::once(("total", &stats.total)));
+    println!(
+        "{:<8} {:>10} {:>14} {:>8} {:>14} {:>14}",
+        "tier", "documents", "raw bytes", "objects", "stored bytes", "USD/month"
+    );
+    let rows = stats
+        .tiers
+        .iter()
+        .map(|(t, s)| (t.as_str(), s))
+        .chain(std::iter::once(("total", &stats.total)));
     for (name, s) in rows {
         println!(
             "{:<8} {:>10} {:>14} {:>8} {:>14} {:>14.6}",

@@ -35,6 +35,7 @@ pub fn corpus_files() -> Vec<PathBuf> {
 }
 
 /// One isolated Dossier installation: its own home, and in the fleet its own schema, Redis namespace and S3 server.
+#[derive(Debug)]
 pub struct Dossier {
     pub home: tempfile::TempDir,
     pub vars: Vec<(String, String)>,
@@ -46,8 +47,17 @@ pub struct Dossier {
 impl Dossier {
     pub fn embedded() -> Dossier {
         let home = tempfile::tempdir().expect("home");
-        let vars = vec![("DOSSIER_HOME".to_owned(), home.path().join("home").display().to_string())];
-        Dossier { home, vars, s3: None, pg: None, redis: None }
+        let vars = vec![(
+            "DOSSIER_HOME".to_owned(),
+            home.path().join("home").display().to_string(),
+        )];
+        Dossier {
+            home,
+            vars,
+            s3: None,
+            pg: None,
+            redis: None,
+        }
     }
 
     /// Postgres schema, Redis namespace and S3 server of this test only, migrated with `dossier migrate`.
@@ -70,7 +80,11 @@ impl Dossier {
         d.redis = Some(redis);
         d.s3 = Some(s3);
         let out = d.run(&["migrate"]);
-        assert!(out.status.success(), "migrate: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "migrate: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         d
     }
 
@@ -97,7 +111,12 @@ impl Dossier {
     /// Runs and asserts success, returning stdout.
     pub fn ok(&self, args: &[&str]) -> Vec<u8> {
         let out = self.run(args);
-        assert!(out.status.success(), "dossier {args:?} failed ({:?}): {}", out.status.code(), String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "dossier {args:?} failed ({:?}): {}",
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr)
+        );
         out.stdout
     }
 
@@ -134,7 +153,10 @@ impl Dossier {
             Some(s3) => s3.root().to_path_buf(),
             None => self.home.path().join("home/tiers"),
         };
-        walk(&root).into_iter().filter(|p| !p.to_string_lossy().contains(".tmp")).count()
+        walk(&root)
+            .into_iter()
+            .filter(|p| !p.to_string_lossy().contains(".tmp"))
+            .count()
     }
 }
 

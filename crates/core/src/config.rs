@@ -99,7 +99,11 @@ pub struct ConfigError {
 
 impl ConfigError {
     fn new(key: impl Into<String>, origin: impl fmt::Display, message: impl Into<String>) -> Self {
-        Self { key: key.into(), origin: origin.to_string(), message: message.into() }
+        Self {
+            key: key.into(),
+            origin: origin.to_string(),
+            message: message.into(),
+        }
     }
 }
 
@@ -220,9 +224,13 @@ impl Resolver<'_> {
         let file_key = format!("{env}_FILE");
         if let Some(path) = self.sources.env.get(&file_key) {
             let path = PathBuf::from(path);
-            let text = (self.read_file)(&path)
-                .map_err(|e| ConfigError::new(&file_key, Origin::Env, format!("cannot read {}: {e}", path.display())))?;
-            let value = text.strip_suffix('\n').map(|t| t.strip_suffix('\r').unwrap_or(t)).unwrap_or(&text);
+            let text = (self.read_file)(&path).map_err(|e| {
+                ConfigError::new(&file_key, Origin::Env, format!("cannot read {}: {e}", path.display()))
+            })?;
+            let value = text
+                .strip_suffix('\n')
+                .map(|t| t.strip_suffix('\r').unwrap_or(t))
+                .unwrap_or(&text);
             return Ok(Some((value.to_owned(), Origin::EnvFile(path))));
         }
         if !key.toml.is_empty()
@@ -248,7 +256,8 @@ impl Resolver<'_> {
     }
 
     fn required<T>(&self, env: &str, what: &str, parse: impl Fn(&str) -> Option<T>) -> Result<T, ConfigError> {
-        self.parse(env, what, parse)?.ok_or_else(|| ConfigError::new(env, Origin::Default, "no value"))
+        self.parse(env, what, parse)?
+            .ok_or_else(|| ConfigError::new(env, Origin::Default, "no value"))
     }
 }
 
@@ -304,7 +313,11 @@ impl Config {
             }
             None => None,
         };
-        let r = Resolver { sources, file: parsed_file.as_ref().map(|(_, t)| t), read_file };
+        let r = Resolver {
+            sources,
+            file: parsed_file.as_ref().map(|(_, t)| t),
+            read_file,
+        };
         let u64_of = |env: &str| r.required(env, "a whole number", |v| v.parse::<u64>().ok());
 
         let s3 = match r.string("DOSSIER_S3_ENDPOINT")? {
@@ -347,14 +360,26 @@ impl Config {
         };
 
         let namespace = r.string("DOSSIER_NAMESPACE")?.unwrap_or_default();
-        if namespace.is_empty() || !namespace.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.')) {
-            return Err(ConfigError::new("DOSSIER_NAMESPACE", "value", format!("expected letters, digits, _ - . only, got {namespace:?}")));
+        if namespace.is_empty()
+            || !namespace
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+        {
+            return Err(ConfigError::new(
+                "DOSSIER_NAMESPACE",
+                "value",
+                format!("expected letters, digits, _ - . only, got {namespace:?}"),
+            ));
         }
         let schema = r.string("DOSSIER_DB_SCHEMA")?;
         if let Some(s) = &schema
             && !(s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') && s.len() <= 63)
         {
-            return Err(ConfigError::new("DOSSIER_DB_SCHEMA", "value", format!("expected a plain SQL identifier, got {s:?}")));
+            return Err(ConfigError::new(
+                "DOSSIER_DB_SCHEMA",
+                "value",
+                format!("expected a plain SQL identifier, got {s:?}"),
+            ));
         }
 
         let mut policies = Policies::default();
@@ -366,16 +391,24 @@ impl Config {
                     .ok_or_else(|| ConfigError::new("policies", path.display(), "expected a table of file types"))?;
                 for (name, value) in p {
                     let key = format!("policies.{name}");
-                    let file_type: FileType =
-                        name.parse().map_err(|e: crate::file_type::UnknownFileType| ConfigError::new(&key, path.display(), e.to_string()))?;
-                    let o: PolicyOverride =
-                        value.clone().try_into().map_err(|e: toml::de::Error| ConfigError::new(&key, path.display(), e.message().to_owned()))?;
-                    policies.apply(file_type, o).map_err(|m| ConfigError::new(&key, path.display(), m))?;
+                    let file_type: FileType = name.parse().map_err(|e: crate::file_type::UnknownFileType| {
+                        ConfigError::new(&key, path.display(), e.to_string())
+                    })?;
+                    let o: PolicyOverride = value
+                        .clone()
+                        .try_into()
+                        .map_err(|e: toml::de::Error| ConfigError::new(&key, path.display(), e.message().to_owned()))?;
+                    policies
+                        .apply(file_type, o)
+                        .map_err(|m| ConfigError::new(&key, path.display(), m))?;
                 }
             }
             if let Some(c) = table.get("cost") {
-                let mut merged = toml::Table::try_from(&cost).map_err(|e| ConfigError::new("cost", "default", e.to_string()))?;
-                let overrides = c.as_table().ok_or_else(|| ConfigError::new("cost", path.display(), "expected a table"))?;
+                let mut merged =
+                    toml::Table::try_from(&cost).map_err(|e| ConfigError::new("cost", "default", e.to_string()))?;
+                let overrides = c
+                    .as_table()
+                    .ok_or_else(|| ConfigError::new("cost", path.display(), "expected a table"))?;
                 for (tier, prices) in overrides {
                     let slot = merged
                         .get_mut(tier)
@@ -421,7 +454,11 @@ impl Config {
                 "global" => Some(DedupScope::Global),
                 _ => None,
             })?,
-            now: r.parse("DOSSIER_NOW", "an RFC 3339 instant such as 2026-03-09T12:00:00Z", parse_instant)?,
+            now: r.parse(
+                "DOSSIER_NOW",
+                "an RFC 3339 instant such as 2026-03-09T12:00:00Z",
+                parse_instant,
+            )?,
             policies,
             cost,
         })
@@ -462,10 +499,18 @@ mod tests {
         let s3 = c.s3.expect("s3 from file");
         assert_eq!(s3.endpoint, "http://file");
         assert_eq!(s3.bucket(Tier::Cold), "f-cold");
-        let c = Config::load(&sources(&[("DOSSIER_CACHE_TTL_SECS", "2")], &[], Some(&file)), &no_files).expect("env");
+        let c = Config::load(
+            &sources(&[("DOSSIER_CACHE_TTL_SECS", "2")], &[], Some(&file)),
+            &no_files,
+        )
+        .expect("env");
         assert_eq!(c.cache.ttl_secs, 2);
         let c = Config::load(
-            &sources(&[("DOSSIER_NOW", "2026-01-01T00:00:00Z")], &[("DOSSIER_NOW", "2026-03-08T23:30:00-05:00")], None),
+            &sources(
+                &[("DOSSIER_NOW", "2026-01-01T00:00:00Z")],
+                &[("DOSSIER_NOW", "2026-03-08T23:30:00-05:00")],
+                None,
+            ),
             &no_files,
         )
         .expect("flag");
@@ -478,7 +523,8 @@ mod tests {
             assert_eq!(p, std::path::Path::new("/run/secrets/db"));
             Ok("postgres://u:p@db/x\n".to_owned())
         };
-        let c = Config::load(&sources(&[("DATABASE_URL_FILE", "/run/secrets/db")], &[], None), &read).expect("file secret");
+        let c =
+            Config::load(&sources(&[("DATABASE_URL_FILE", "/run/secrets/db")], &[], None), &read).expect("file secret");
         assert_eq!(c.database_url.as_deref(), Some("postgres://u:p@db/x"));
         let err = Config::load(&sources(&[("REDIS_URL_FILE", "/nope")], &[], None), &no_files).unwrap_err();
         assert_eq!(err.key, "REDIS_URL_FILE");
@@ -488,14 +534,25 @@ mod tests {
     fn errors_name_the_key() {
         let err = Config::load(&sources(&[("DOSSIER_CACHE_TTL_SECS", "soon")], &[], None), &no_files).unwrap_err();
         assert_eq!(err.key, "DOSSIER_CACHE_TTL_SECS");
-        assert!(err.to_string().contains("environment") && err.to_string().contains("soon"), "{err}");
+        assert!(
+            err.to_string().contains("environment") && err.to_string().contains("soon"),
+            "{err}"
+        );
         let err = Config::load(&sources(&[("DOSSIER_NOW", "yesterday")], &[], None), &no_files).unwrap_err();
         assert_eq!(err.key, "DOSSIER_NOW");
         let err = Config::load(&sources(&[], &[], Some("[cache]\nttl = 3\n")), &no_files).unwrap_err();
         assert_eq!(err.key, "cache.ttl");
-        let err = Config::load(&sources(&[], &[], Some("[policies.resume]\nexpire_days = 3\n")), &no_files).unwrap_err();
+        let err = Config::load(
+            &sources(&[], &[], Some("[policies.resume]\nexpire_days = 3\n")),
+            &no_files,
+        )
+        .unwrap_err();
         assert_eq!(err.key, "policies.resume");
-        let err = Config::load(&sources(&[], &[], Some("[policies.temp]\nexpire_days = -3\n")), &no_files).unwrap_err();
+        let err = Config::load(
+            &sources(&[], &[], Some("[policies.temp]\nexpire_days = -3\n")),
+            &no_files,
+        )
+        .unwrap_err();
         assert_eq!(err.key, "policies.temp");
     }
 

@@ -70,7 +70,9 @@ impl CostModel {
     /// The bytes one object of `stored_bytes` is billed as in `tier`.
     pub fn billable_bytes(&self, tier: Tier, stored_bytes: u64) -> u64 {
         let p = self.price(tier);
-        stored_bytes.max(p.min_billable_bytes).saturating_add(p.overhead_bytes_per_object)
+        stored_bytes
+            .max(p.min_billable_bytes)
+            .saturating_add(p.overhead_bytes_per_object)
     }
 
     /// Monthly storage cost of objects billed as `billable_bytes` in `tier`.

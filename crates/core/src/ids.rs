@@ -11,7 +11,9 @@ pub const MAX_USER_ID_CHARS: usize = 128;
 /// Why an identifier was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum InvalidId {
-    #[error("invalid user id {0:?}: expected 1 to 128 characters of A-Z a-z 0-9 . _ - with at least one letter or digit")]
+    #[error(
+        "invalid user id {0:?}: expected 1 to 128 characters of A-Z a-z 0-9 . _ - with at least one letter or digit"
+    )]
     User(String),
     #[error("invalid key: {0}")]
     Key(&'static str),
@@ -24,7 +26,11 @@ pub fn validate_user_id(user: &str) -> Result<(), InvalidId> {
         && user.chars().count() <= MAX_USER_ID_CHARS
         && user.chars().all(allowed)
         && user.chars().any(|c| c.is_ascii_alphanumeric());
-    if ok { Ok(()) } else { Err(InvalidId::User(user.to_owned())) }
+    if ok {
+        Ok(())
+    } else {
+        Err(InvalidId::User(user.to_owned()))
+    }
 }
 
 /// Checks a document key: non-empty, at most 1,024 bytes, no NUL, no `.` or `..` path segment.
@@ -62,7 +68,17 @@ mod tests {
     fn keys() {
         let nfc = "r\u{e9}sum\u{e9}.json";
         let nfd = "re\u{301}sume\u{301}.json";
-        for ok in ["a", "with space", "a+b%20=c:{d}", "履歴書/王.pdf", nfc, nfd, "a/.b/c..", "/lead", &"k".repeat(1024)] {
+        for ok in [
+            "a",
+            "with space",
+            "a+b%20=c:{d}",
+            "履歴書/王.pdf",
+            nfc,
+            nfd,
+            "a/.b/c..",
+            "/lead",
+            &"k".repeat(1024),
+        ] {
             assert_eq!(validate_key(ok), Ok(()), "{ok}");
         }
         for bad in ["", "a\0b", ".", "..", "a/../b", "a/./b", "a/..", &"k".repeat(1025)] {

@@ -112,7 +112,11 @@ impl Policy {
         }
         let mut pending = Vec::new();
         if let Some(days) = self.expire_days {
-            pending.push(Due { at: due_at(doc.created_at, days), action: Action::Expire, reason: Reason::Expiry });
+            pending.push(Due {
+                at: due_at(doc.created_at, days),
+                action: Action::Expire,
+                reason: Reason::Expiry,
+            });
         }
         for rule in &self.transitions {
             if rule.to > doc.tier {
@@ -120,7 +124,11 @@ impl Policy {
                     Since::Created => (doc.created_at, Reason::Age),
                     Since::LastAccess => (doc.last_accessed_at, Reason::Idle),
                 };
-                pending.push(Due { at: due_at(reference, rule.days), action: Action::Transition(rule.to), reason });
+                pending.push(Due {
+                    at: due_at(reference, rule.days),
+                    action: Action::Transition(rule.to),
+                    reason,
+                });
             }
         }
         if let (Some(rule), Some(superseded_at)) = (self.superseded, doc.superseded_at)
@@ -161,7 +169,11 @@ pub const SEVEN_YEARS_DAYS: u32 = 7 * 365 + 2;
 pub struct Policies(BTreeMap<FileType, Policy>);
 
 fn rule(days: u32, to: Tier) -> TransitionRule {
-    TransitionRule { days, to, since: Since::Created }
+    TransitionRule {
+        days,
+        to,
+        since: Since::Created,
+    }
 }
 
 impl Default for Policies {
@@ -185,7 +197,10 @@ impl Default for Policies {
                 ActiveResume | ResumeSource | CoverLetter | InterviewMaterial => make(Hot, archive(), Some(730)),
                 JobDescription => make(Hot, vec![rule(90, Warm), rule(365, Cold)], Some(730)),
                 GeneratedPdf => make(Hot, vec![rule(30, Warm), rule(180, Cold)], Some(730)),
-                LlmCache | Temp => Policy { superseded: None, ..make(Hot, vec![], Some(1)) },
+                LlmCache | Temp => Policy {
+                    superseded: None,
+                    ..make(Hot, vec![], Some(1))
+                },
                 ApplicationOutcome => make(Warm, vec![rule(180, Cold), rule(365, Glacier)], Some(730)),
                 SavedSearch | CompanyResearch | NetworkingNote => make(Warm, vec![rule(180, Cold)], Some(730)),
                 AnalyticsData => make(Warm, vec![rule(90, Cold)], Some(730)),
@@ -288,12 +303,20 @@ mod tests {
     use super::*;
 
     fn at(s: &str) -> DateTime<Utc> {
-        DateTime::parse_from_rfc3339(s).expect("test instant").with_timezone(&Utc)
+        DateTime::parse_from_rfc3339(s)
+            .expect("test instant")
+            .with_timezone(&Utc)
     }
 
     fn doc(tier: Tier, created: &str) -> DocFacts {
         let created_at = at(created);
-        DocFacts { tier, created_at, last_accessed_at: created_at, superseded_at: None, frozen: false }
+        DocFacts {
+            tier,
+            created_at,
+            last_accessed_at: created_at,
+            superseded_at: None,
+            frozen: false,
+        }
     }
 
     /// Walks a fresh document of every type through its policy: one second before each due instant nothing is due,
@@ -306,7 +329,11 @@ mod tests {
             let mut d = doc(policy.initial_tier, created);
             let mut steps = 0;
             while let Some(next) = policy.next_due(&d) {
-                assert_eq!(policy.due_now(&d, next.at - Duration::seconds(1)), None, "{file_type} before {next:?}");
+                assert_eq!(
+                    policy.due_now(&d, next.at - Duration::seconds(1)),
+                    None,
+                    "{file_type} before {next:?}"
+                );
                 let now = policy.due_now(&d, next.at).expect("due at its instant");
                 assert_eq!(now.at, next.at, "{file_type}");
                 match now.action {
@@ -338,11 +365,20 @@ mod tests {
             }
         }
         assert_eq!(p.get(FileType::AnalyticsData).initial_tier, Tier::Warm);
-        assert_eq!(p.get(FileType::Template).next_due(&doc(Tier::Hot, "2026-01-01T00:00:00Z")), None);
-        let compliance = p.get(FileType::ComplianceRecord).next_due(&doc(Tier::Cold, "2026-01-01T00:00:00Z"));
+        assert_eq!(
+            p.get(FileType::Template)
+                .next_due(&doc(Tier::Hot, "2026-01-01T00:00:00Z")),
+            None
+        );
+        let compliance = p
+            .get(FileType::ComplianceRecord)
+            .next_due(&doc(Tier::Cold, "2026-01-01T00:00:00Z"));
         assert_eq!(compliance.map(|d| d.at), Some(at("2033-01-02T00:00:00Z")));
         let temp = p.get(FileType::Temp).next_due(&doc(Tier::Hot, "2026-01-01T10:00:00Z"));
-        assert_eq!(temp.map(|d| (d.at, d.action)), Some((at("2026-01-03T00:00:00Z"), Action::Expire)));
+        assert_eq!(
+            temp.map(|d| (d.at, d.action)),
+            Some((at("2026-01-03T00:00:00Z"), Action::Expire))
+        );
     }
 
     #[test]
@@ -351,7 +387,10 @@ mod tests {
         let active = p.get(FileType::ActiveResume);
         let d = doc(Tier::Hot, "2026-01-01T00:00:00Z");
         let late = at("2027-06-01T00:00:00Z");
-        assert_eq!(active.due_now(&d, late).map(|d| d.action), Some(Action::Transition(Tier::Glacier)));
+        assert_eq!(
+            active.due_now(&d, late).map(|d| d.action),
+            Some(Action::Transition(Tier::Glacier))
+        );
         let very_late = at("2030-01-01T00:00:00Z");
         assert_eq!(active.due_now(&d, very_late).map(|d| d.action), Some(Action::Expire));
     }
@@ -363,7 +402,14 @@ mod tests {
         let mut d = doc(Tier::Hot, "2026-01-01T00:00:00Z");
         d.superseded_at = Some(at("2026-05-05T08:00:00Z"));
         let next = master.next_due(&d).expect("superseded rule");
-        assert_eq!((next.at, next.action, next.reason), (at("2026-06-05T00:00:00Z"), Action::Transition(Tier::Cold), Reason::Superseded));
+        assert_eq!(
+            (next.at, next.action, next.reason),
+            (
+                at("2026-06-05T00:00:00Z"),
+                Action::Transition(Tier::Cold),
+                Reason::Superseded
+            )
+        );
         d.frozen = true;
         assert_eq!(master.next_due(&d), None);
         assert_eq!(master.due_now(&d, at("2099-01-01T00:00:00Z")), None);
@@ -372,11 +418,13 @@ mod tests {
     #[test]
     fn overrides_replace_and_are_checked() {
         let mut p = Policies::default();
-        let o: PolicyOverride = toml::from_str("transitions = [{ days = 7, to = \"cold\" }]\nexpire_days = \"never\"").expect("toml");
+        let o: PolicyOverride =
+            toml::from_str("transitions = [{ days = 7, to = \"cold\" }]\nexpire_days = \"never\"").expect("toml");
         p.apply(FileType::ActiveResume, o).expect("valid override");
         assert_eq!(p.get(FileType::ActiveResume).transitions, vec![rule(7, Tier::Cold)]);
         assert_eq!(p.get(FileType::ActiveResume).expire_days, None);
-        let bad: PolicyOverride = toml::from_str("transitions = [{ days = 7, to = \"cold\" }, { days = 9, to = \"warm\" }]").expect("toml");
+        let bad: PolicyOverride =
+            toml::from_str("transitions = [{ days = 7, to = \"cold\" }, { days = 9, to = \"warm\" }]").expect("toml");
         let err = p.apply(FileType::JobDescription, bad).unwrap_err();
         assert!(err.contains("transitions[1]"), "{err}");
     }

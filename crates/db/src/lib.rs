@@ -62,17 +62,28 @@ impl Db {
         }
         let conn = Database::connect(options)
             .await
-            .map_err(|source| DbError::Unreachable { what: "DATABASE_URL".into(), source })?;
-        Ok(Db { conn, schema: schema.map(str::to_owned) })
+            .map_err(|source| DbError::Unreachable {
+                what: "DATABASE_URL".into(),
+                source,
+            })?;
+        Ok(Db {
+            conn,
+            schema: schema.map(str::to_owned),
+        })
     }
 
     /// Opens (creating it if needed) the embedded SQLite database of a home and migrates it.
     pub async fn open_embedded(home: &Path) -> Result<Db, DbError> {
-        std::fs::create_dir_all(home)
-            .map_err(|source| DbError::Home { path: home.display().to_string(), source })?;
+        std::fs::create_dir_all(home).map_err(|source| DbError::Home {
+            path: home.display().to_string(),
+            source,
+        })?;
         let path = home.join("dossier.db");
         let mut options = ConnectOptions::new(format!("sqlite://{}?mode=rwc", path.display()));
-        options.max_connections(4).acquire_timeout(Duration::from_secs(30)).sqlx_logging(false);
+        options
+            .max_connections(4)
+            .acquire_timeout(Duration::from_secs(30))
+            .sqlx_logging(false);
         options.map_sqlx_sqlite_opts(|o: SqliteConnectOptions| {
             o.journal_mode(SqliteJournalMode::Wal)
                 .synchronous(SqliteSynchronous::Normal)
@@ -81,7 +92,10 @@ impl Db {
         });
         let conn = Database::connect(options)
             .await
-            .map_err(|source| DbError::Unreachable { what: path.display().to_string(), source })?;
+            .map_err(|source| DbError::Unreachable {
+                what: path.display().to_string(),
+                source,
+            })?;
         let db = Db { conn, schema: None };
         db.migrate().await?;
         Ok(db)
@@ -100,12 +114,16 @@ impl Db {
                 .await
                 .map_err(DbError::query("creating the schema"))?;
         }
-        Migrator::up(&self.conn, None).await.map_err(DbError::query("applying migrations"))
+        Migrator::up(&self.conn, None)
+            .await
+            .map_err(DbError::query("applying migrations"))
     }
 
     /// Fails when migrations are missing, so a fleet process never runs on an old schema.
     pub async fn check_migrated(&self) -> Result<(), DbError> {
-        let pending = Migrator::get_pending_migrations(&self.conn).await.map_err(DbError::query("reading migrations"))?;
+        let pending = Migrator::get_pending_migrations(&self.conn)
+            .await
+            .map_err(DbError::query("reading migrations"))?;
         if pending.is_empty() {
             Ok(())
         } else {

@@ -7,8 +7,13 @@ use dossier_testkit::PgSchema;
 #[tokio::test(flavor = "multi_thread")]
 async fn postgres_migrates_and_every_instant_is_timestamptz() {
     let pg = PgSchema::create().await;
-    let db = Db::connect_postgres(pg.url(), Some(pg.schema()), 2).await.expect("connect");
-    assert!(db.check_migrated().await.is_err(), "a fresh schema reports pending migrations");
+    let db = Db::connect_postgres(pg.url(), Some(pg.schema()), 2)
+        .await
+        .expect("connect");
+    assert!(
+        db.check_migrated().await.is_err(),
+        "a fresh schema reports pending migrations"
+    );
     db.migrate().await.expect("migrate");
     db.migrate().await.expect("migrating again is a no-op");
     db.check_migrated().await.expect("nothing pending");
@@ -27,7 +32,10 @@ async fn postgres_migrates_and_every_instant_is_timestamptz() {
         let table: String = row.try_get("", "table_name").expect("table_name");
         let column: String = row.try_get("", "column_name").expect("column_name");
         let data_type: String = row.try_get("", "data_type").expect("data_type");
-        assert_ne!(data_type, "timestamp without time zone", "{table}.{column} is a naive timestamp");
+        assert_ne!(
+            data_type, "timestamp without time zone",
+            "{table}.{column} is a naive timestamp"
+        );
         if data_type == "timestamp with time zone" {
             instants += 1;
         }
@@ -43,8 +51,16 @@ async fn postgres_migrates_and_every_instant_is_timestamptz() {
         ))
         .await
         .expect("pg_indexes");
-    let names: Vec<String> = indexes.iter().map(|r| r.try_get("", "indexname").expect("indexname")).collect();
-    for wanted in ["file_metadata_user_active", "file_metadata_tier_created", "file_metadata_expires_at", "file_metadata_next_due_at"] {
+    let names: Vec<String> = indexes
+        .iter()
+        .map(|r| r.try_get("", "indexname").expect("indexname"))
+        .collect();
+    for wanted in [
+        "file_metadata_user_active",
+        "file_metadata_tier_created",
+        "file_metadata_expires_at",
+        "file_metadata_next_due_at",
+    ] {
         assert!(names.iter().any(|n| n == wanted), "missing index {wanted} in {names:?}");
     }
 }

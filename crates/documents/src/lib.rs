@@ -154,7 +154,9 @@ pub fn facts_of(row: &file_metadata::Model) -> DocFacts {
 /// The `next_due_at` and `expires_at` a row should carry under `policy`.
 pub fn schedule_of(policy: &Policy, facts: &DocFacts) -> (Option<DateTime<Utc>>, Option<DateTime<Utc>>) {
     let next = policy.next_due(facts).map(|d| d.at);
-    let expires = policy.expire_days.map(|days| dossier_core::days::due_at(facts.created_at, days));
+    let expires = policy
+        .expire_days
+        .map(|days| dossier_core::days::due_at(facts.created_at, days));
     (next, expires)
 }
 
@@ -259,13 +261,28 @@ impl DocumentStore {
         let new_object = if needs_upload {
             let key = object_key(req.file_type, tier, sha256, &uid);
             let bucket = self.layout.bucket(tier).to_owned();
-            self.objects.put(&bucket, &key, req.bytes.clone()).await.map_err(|e| Attempt::Fail(e.into()))?;
+            self.objects
+                .put(&bucket, &key, req.bytes.clone())
+                .await
+                .map_err(|e| Attempt::Fail(e.into()))?;
             Some((bucket, key))
         } else {
             None
         };
 
-        let result = self.put_rows(req, sha256, size, tier, scope, now, existing.as_ref(), new_object.as_ref(), &uid).await;
+        let result = self
+            .put_rows(
+                req,
+                sha256,
+                size,
+                tier,
+                scope,
+                now,
+                existing.as_ref(),
+                new_object.as_ref(),
+                &uid,
+            )
+            .await;
         match (&result, &new_object) {
             // Our object is not referenced by any row: remove it rather than leave it to fsck.
             (Err(_), Some((bucket, key))) => {
@@ -300,14 +317,23 @@ impl DocumentStore {
         new_object: Option<&(String, String)>,
         uid: &str,
     ) -> Result<PutOutcome, Attempt> {
-        let txn = self.db.conn.begin().await.map_err(Attempt::db("starting a transaction"))?;
-        let size_i64 = i64::try_from(size).map_err(|_| Attempt::Fail(DocError::Invalid("document too large".into())))?;
-
-        user::Entity::insert(user::ActiveModel { id: Set(req.user.to_owned()), created_at: Set(now) })
-            .on_conflict_do_nothing_on([user::Column::Id])
-            .exec(&txn)
+        let txn = self
+            .db
+            .conn
+            .begin()
             .await
-            .map_err(Attempt::db("recording the user"))?;
+            .map_err(Attempt::db("starting a transaction"))?;
+        let size_i64 =
+            i64::try_from(size).map_err(|_| Attempt::Fail(DocError::Invalid("document too large".into())))?;
+
+        user::Entity::insert(user::ActiveModel {
+            id: Set(req.user.to_owned()),
+            created_at: Set(now),
+        })
+        .on_conflict_do_nothing_on([user::Column::Id])
+        .exec(&txn)
+        .await
+        .map_err(Attempt::db("recording the user"))?;
 
         let blob_id = match (existing, new_object) {
             (None, Some((bucket, key))) => {
@@ -346,9 +372,14 @@ impl DocumentStore {
                         .filter(blob::Column::State.eq(blob::LIVE))
                         .filter(blob::Column::ObjectKey.eq(old.object_key.clone()));
                 }
-                let done = update.exec(&txn).await.map_err(Attempt::db("sharing identical content"))?;
+                let done = update
+                    .exec(&txn)
+                    .await
+                    .map_err(Attempt::db("sharing identical content"))?;
                 if done.rows_affected != 1 {
-                    return Err(Attempt::Retry(DocError::Conflict("identical content changed concurrently".into())));
+                    return Err(Attempt::Retry(DocError::Conflict(
+                        "identical content changed concurrently".into(),
+                    )));
                 }
                 old.id
             }
@@ -373,10 +404,18 @@ impl DocumentStore {
             am.superseded_at = Set(Some(now));
             am.next_due_at = Set(next_due_at);
             am.expires_at = Set(expires_at);
-            am.update(&txn).await.map_err(Attempt::db("superseding the previous version"))?;
+            am.update(&txn)
+                .await
+                .map_err(Attempt::db("superseding the previous version"))?;
         }
 
-        let facts = DocFacts { tier, created_at: now, last_accessed_at: now, superseded_at: None, frozen: false };
+        let facts = DocFacts {
+            tier,
+            created_at: now,
+            last_accessed_at: now,
+            superseded_at: None,
+            frozen: false,
+        };
         let (next_due_at, expires_at) = schedule_of(self.policies.get(req.file_type), &facts);
         let row = file_metadata::ActiveModel {
             file_key: Set(uuid::Uuid::new_v4().simple().to_string()),
@@ -485,17 +524,28 @@ impl DocumentStore {
             return Ok((bytes, true));
         }
         if blob.state == blob::CORRUPT {
-            return Err(DocError::Integrity(format!("content {} is marked corrupt", blob.sha256)));
+            return Err(DocError::Integrity(format!(
+                "content {} is marked corrupt",
+                blob.sha256
+            )));
         }
-        let bytes = self.objects.get(&blob.bucket, &blob.object_key).await.map_err(|e| match e.kind {
-            StorageErrorKind::NotFound => {
-                DocError::Integrity(format!("the object of content {} is missing from the {tier} tier", blob.sha256))
-            }
-            _ => e.into(),
-        })?;
+        let bytes = self
+            .objects
+            .get(&blob.bucket, &blob.object_key)
+            .await
+            .map_err(|e| match e.kind {
+                StorageErrorKind::NotFound => DocError::Integrity(format!(
+                    "the object of content {} is missing from the {tier} tier",
+                    blob.sha256
+                )),
+                _ => e.into(),
+            })?;
         if bytes.len() as i64 != blob.size || sha256_hex(&bytes) != blob.sha256 {
             tracing::error!(blob = blob.id, tier = %tier, "stored bytes do not match their recorded SHA-256");
-            return Err(DocError::Integrity(format!("content {} read back with a different hash", blob.sha256)));
+            return Err(DocError::Integrity(format!(
+                "content {} read back with a different hash",
+                blob.sha256
+            )));
         }
         if tier == Tier::Hot && bytes.len() as u64 <= self.cache_max_object_bytes {
             self.cache.put(&blob.uid, bytes.clone()).await;
@@ -505,13 +555,21 @@ impl DocumentStore {
 
     async fn record_access(&self, row: &file_metadata::Model, blob: &blob::Model) -> Result<(), DocError> {
         let now = self.now();
-        let txn = self.db.conn.begin().await.map_err(DbError::query("starting a transaction"))?;
+        let txn = self
+            .db
+            .conn
+            .begin()
+            .await
+            .map_err(DbError::query("starting a transaction"))?;
         let last = std::cmp::max(now, row.last_accessed_at);
         let mut facts = facts_of(row);
         facts.last_accessed_at = last;
         let (next_due_at, _) = schedule_of(self.policy_of(&row.file_type), &facts);
         file_metadata::Entity::update_many()
-            .col_expr(file_metadata::Column::AccessCount, Expr::col(file_metadata::Column::AccessCount).add(1))
+            .col_expr(
+                file_metadata::Column::AccessCount,
+                Expr::col(file_metadata::Column::AccessCount).add(1),
+            )
             .col_expr(file_metadata::Column::LastAccessedAt, Expr::value(last))
             .col_expr(file_metadata::Column::NextDueAt, Expr::value(next_due_at))
             .filter(file_metadata::Column::Id.eq(row.id))
@@ -571,7 +629,14 @@ impl DocumentStore {
         if rows.iter().any(|r| r.legal_hold) {
             return Err(DocError::Conflict(format!("document {key:?} is under a legal hold")));
         }
-        self.audit(user, "delete", Some(key), reason, serde_json::json!({ "versions": rows.len() })).await?;
+        self.audit(
+            user,
+            "delete",
+            Some(key),
+            reason,
+            serde_json::json!({ "versions": rows.len() }),
+        )
+        .await?;
         let released = self.delete_rows(&rows).await?;
         self.remove_released(&released).await;
         tracing::info!(user, versions = rows.len(), reason, "deleted document");
@@ -608,7 +673,13 @@ impl DocumentStore {
             match self.try_delete_rows(rows).await {
                 Ok(released) => return Ok(released),
                 Err(e) if is_busy(&e) && attempt + 1 < RACE_RETRIES => continue,
-                Err(e) => return Err(DbError::Query { what: "deleting versions".into(), source: e }.into()),
+                Err(e) => {
+                    return Err(DbError::Query {
+                        what: "deleting versions".into(),
+                        source: e,
+                    }
+                    .into());
+                }
             }
         }
         unreachable!("the last attempt returns")
@@ -618,7 +689,10 @@ impl DocumentStore {
         let now = self.now();
         let txn = self.db.conn.begin().await?;
         let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
-        let deleted = file_metadata::Entity::delete_many().filter(file_metadata::Column::Id.is_in(ids)).exec(&txn).await?;
+        let deleted = file_metadata::Entity::delete_many()
+            .filter(file_metadata::Column::Id.is_in(ids))
+            .exec(&txn)
+            .await?;
         if deleted.rows_affected as usize != rows.len() {
             return Err(DbErr::Custom("the document changed concurrently".into()));
         }
@@ -629,7 +703,11 @@ impl DocumentStore {
         let mut blob_ids: Vec<i64> = rows.iter().map(|r| r.blob_id).collect();
         blob_ids.sort_unstable();
         blob_ids.dedup();
-        for blob in blob::Entity::find().filter(blob::Column::Id.is_in(blob_ids)).all(&txn).await? {
+        for blob in blob::Entity::find()
+            .filter(blob::Column::Id.is_in(blob_ids))
+            .all(&txn)
+            .await?
+        {
             if blob.state == blob::DELETING {
                 released.push(blob);
             } else {
@@ -694,9 +772,21 @@ impl Attempt {
     fn db(what: &'static str) -> impl Fn(DbErr) -> Attempt {
         move |e| {
             if is_unique_violation(&e) || is_busy(&e) {
-                Attempt::Retry(DbError::Query { what: what.into(), source: e }.into())
+                Attempt::Retry(
+                    DbError::Query {
+                        what: what.into(),
+                        source: e,
+                    }
+                    .into(),
+                )
             } else {
-                Attempt::Fail(DbError::Query { what: what.into(), source: e }.into())
+                Attempt::Fail(
+                    DbError::Query {
+                        what: what.into(),
+                        source: e,
+                    }
+                    .into(),
+                )
             }
         }
     }

@@ -31,7 +31,8 @@ pub enum Setup {
 pub async fn open(config: &Config, clock: Arc<dyn Clock>, setup: Setup) -> Result<DocumentStore, DocError> {
     let db = match &config.database_url {
         Some(url) => {
-            let db = Db::connect_postgres(url, config.database_schema.as_deref(), config.database_max_connections).await?;
+            let db =
+                Db::connect_postgres(url, config.database_schema.as_deref(), config.database_max_connections).await?;
             match setup {
                 Setup::Migrate => db.migrate().await?,
                 Setup::Use => db.check_migrated().await?,
@@ -62,7 +63,10 @@ pub async fn open(config: &Config, clock: Arc<dyn Clock>, setup: Setup) -> Resul
             let layout = TierLayout::new(s3.buckets.clone());
             (Arc::new(store), layout)
         }
-        None => (Arc::new(FsStore::new(config.home.join("tiers"))), TierLayout::for_filesystem()),
+        None => (
+            Arc::new(FsStore::new(config.home.join("tiers"))),
+            TierLayout::for_filesystem(),
+        ),
     };
     if setup == Setup::Migrate || config.s3.is_none() {
         for tier in Tier::ALL {

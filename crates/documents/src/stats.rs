@@ -51,8 +51,11 @@ impl DocumentStore {
         if let Some(u) = user {
             docs = docs.filter(file_metadata::Column::UserId.eq(u));
         }
-        let rows: Vec<(String, i64, i64)> =
-            docs.into_tuple().all(&self.db.conn).await.map_err(DbError::query("counting documents"))?;
+        let rows: Vec<(String, i64, i64)> = docs
+            .into_tuple()
+            .all(&self.db.conn)
+            .await
+            .map_err(DbError::query("counting documents"))?;
         for (tier, documents, raw_bytes) in rows {
             if let Ok(tier) = tier.parse::<Tier>() {
                 let s = tiers.entry(tier).or_default();
@@ -76,7 +79,10 @@ impl DocumentStore {
             .select_only()
             .column(blob::Column::Tier)
             .column_as(Expr::cust("COUNT(*)"), "objects")
-            .column_as(Expr::cust("CAST(COALESCE(SUM(stored_size), 0) AS BIGINT)"), "stored_bytes")
+            .column_as(
+                Expr::cust("CAST(COALESCE(SUM(stored_size), 0) AS BIGINT)"),
+                "stored_bytes",
+            )
             .column_as(Expr::cust(billable), "billable_bytes")
             .filter(blob::Column::State.ne(blob::DELETING))
             .group_by(blob::Column::Tier);
@@ -91,8 +97,11 @@ impl DocumentStore {
                 ),
             );
         }
-        let rows: Vec<(String, i64, i64, i64)> =
-            blobs.into_tuple().all(&self.db.conn).await.map_err(DbError::query("counting objects"))?;
+        let rows: Vec<(String, i64, i64, i64)> = blobs
+            .into_tuple()
+            .all(&self.db.conn)
+            .await
+            .map_err(DbError::query("counting objects"))?;
         for (tier, objects, stored_bytes, billable_bytes) in rows {
             if let Ok(tier) = tier.parse::<Tier>() {
                 let s = tiers.entry(tier).or_default();
