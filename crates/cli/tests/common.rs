@@ -155,7 +155,7 @@ impl Dossier {
         };
         walk(&root)
             .into_iter()
-            .filter(|p| !p.to_string_lossy().contains(".tmp"))
+            .filter(|p| p.file_name().is_some_and(|n| !n.to_string_lossy().starts_with('.')))
             .count()
     }
 }

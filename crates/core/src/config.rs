@@ -526,33 +526,34 @@ mod tests {
         let c =
             Config::load(&sources(&[("DATABASE_URL_FILE", "/run/secrets/db")], &[], None), &read).expect("file secret");
         assert_eq!(c.database_url.as_deref(), Some("postgres://u:p@db/x"));
-        let err = Config::load(&sources(&[("REDIS_URL_FILE", "/nope")], &[], None), &no_files).unwrap_err();
+        let err = Config::load(&sources(&[("REDIS_URL_FILE", "/nope")], &[], None), &no_files).expect_err("must fail");
         assert_eq!(err.key, "REDIS_URL_FILE");
     }
 
     #[test]
     fn errors_name_the_key() {
-        let err = Config::load(&sources(&[("DOSSIER_CACHE_TTL_SECS", "soon")], &[], None), &no_files).unwrap_err();
+        let err =
+            Config::load(&sources(&[("DOSSIER_CACHE_TTL_SECS", "soon")], &[], None), &no_files).expect_err("must fail");
         assert_eq!(err.key, "DOSSIER_CACHE_TTL_SECS");
         assert!(
             err.to_string().contains("environment") && err.to_string().contains("soon"),
             "{err}"
         );
-        let err = Config::load(&sources(&[("DOSSIER_NOW", "yesterday")], &[], None), &no_files).unwrap_err();
+        let err = Config::load(&sources(&[("DOSSIER_NOW", "yesterday")], &[], None), &no_files).expect_err("must fail");
         assert_eq!(err.key, "DOSSIER_NOW");
-        let err = Config::load(&sources(&[], &[], Some("[cache]\nttl = 3\n")), &no_files).unwrap_err();
+        let err = Config::load(&sources(&[], &[], Some("[cache]\nttl = 3\n")), &no_files).expect_err("must fail");
         assert_eq!(err.key, "cache.ttl");
         let err = Config::load(
             &sources(&[], &[], Some("[policies.resume]\nexpire_days = 3\n")),
             &no_files,
         )
-        .unwrap_err();
+        .expect_err("must fail");
         assert_eq!(err.key, "policies.resume");
         let err = Config::load(
             &sources(&[], &[], Some("[policies.temp]\nexpire_days = -3\n")),
             &no_files,
         )
-        .unwrap_err();
+        .expect_err("must fail");
         assert_eq!(err.key, "policies.temp");
     }
 

@@ -110,7 +110,7 @@ mod tests {
                 assert!(t.area(tier).starts_with(&format!("{tier}/")));
             }
         }
-        let err = "resume".parse::<FileType>().unwrap_err().to_string();
+        let err = "resume".parse::<FileType>().expect_err("must fail").to_string();
         assert!(err.contains("\"resume\"") && err.contains("active_resume"), "{err}");
     }
 }

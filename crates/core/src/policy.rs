@@ -425,7 +425,7 @@ mod tests {
         assert_eq!(p.get(FileType::ActiveResume).expire_days, None);
         let bad: PolicyOverride =
             toml::from_str("transitions = [{ days = 7, to = \"cold\" }, { days = 9, to = \"warm\" }]").expect("toml");
-        let err = p.apply(FileType::JobDescription, bad).unwrap_err();
+        let err = p.apply(FileType::JobDescription, bad).expect_err("must fail");
         assert!(err.contains("transitions[1]"), "{err}");
     }
 }
