@@ -566,3 +566,22 @@ mod tests {
         assert_eq!(c.cost.hot.storage_class, "STANDARD");
     }
 }
+
+/// The configuration table of the README, generated from [`KEYS`].
+pub fn markdown_table() -> String {
+    let mut out = String::from("| environment | dossier.toml | default | meaning |\n|---|---|---|---|\n");
+    for key in KEYS {
+        let toml = if key.toml.is_empty() {
+            "—".to_owned()
+        } else {
+            format!("`{}`", key.toml)
+        };
+        let default = key.default.map(|d| format!("`{d}`")).unwrap_or_else(|| "—".to_owned());
+        let secret = if key.secret { " Secret: also `_FILE`." } else { "" };
+        out.push_str(&format!(
+            "| `{}` | {toml} | {default} | {}{secret} |\n",
+            key.env, key.doc
+        ));
+    }
+    out
+}

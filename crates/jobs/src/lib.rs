@@ -101,11 +101,17 @@ pub struct JobError {
 
 impl JobError {
     pub fn transient(message: impl Into<String>) -> Self {
-        Self { kind: FailureKind::Transient, message: message.into() }
+        Self {
+            kind: FailureKind::Transient,
+            message: message.into(),
+        }
     }
 
     pub fn permanent(message: impl Into<String>) -> Self {
-        Self { kind: FailureKind::Permanent, message: message.into() }
+        Self {
+            kind: FailureKind::Permanent,
+            message: message.into(),
+        }
     }
 }
 
@@ -139,16 +145,28 @@ pub struct TransitionJob {
     /// `age`, `idle`, `superseded` or `manual`.
     pub reason: String,
 }
-job!(TransitionJob, "transition", attempts = 8, backoff = (secs(2), secs(300)), timeout = secs(900),
-     unique = |j| Some(format!("transition:{}:{}", j.file_id, j.to)));
+job!(
+    TransitionJob,
+    "transition",
+    attempts = 8,
+    backoff = (secs(2), secs(300)),
+    timeout = secs(900),
+    unique = |j| Some(format!("transition:{}:{}", j.file_id, j.to))
+);
 
 /// Bring a warm or cold document read often back to hot.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PromoteJob {
     pub file_id: i64,
 }
-job!(PromoteJob, "promote", attempts = 8, backoff = (secs(2), secs(300)), timeout = secs(900),
-     unique = |j| Some(format!("promote:{}", j.file_id)));
+job!(
+    PromoteJob,
+    "promote",
+    attempts = 8,
+    backoff = (secs(2), secs(300)),
+    timeout = secs(900),
+    unique = |j| Some(format!("promote:{}", j.file_id))
+);
 
 /// Restore a glacier document so it can be read; ready once the tier's restore time has passed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -157,8 +175,14 @@ pub struct RestoreJob {
     pub blob_id: i64,
     pub ready_at: DateTime<Utc>,
 }
-job!(RestoreJob, "restore", attempts = 10, backoff = (secs(5), secs(600)), timeout = secs(900),
-     unique = |j| Some(format!("restore:{}", j.blob_id)));
+job!(
+    RestoreJob,
+    "restore",
+    attempts = 10,
+    backoff = (secs(5), secs(600)),
+    timeout = secs(900),
+    unique = |j| Some(format!("restore:{}", j.blob_id))
+);
 
 /// Make an application's documents hot before its interview.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -167,32 +191,61 @@ pub struct PrewarmJob {
     pub application_id: String,
     pub interview_at: DateTime<Utc>,
 }
-job!(PrewarmJob, "prewarm", attempts = 8, backoff = (secs(2), secs(300)), timeout = secs(900),
-     unique = |j| Some(format!("prewarm:{}:{}:{}", j.user_id, j.application_id, j.interview_at.timestamp())));
+job!(
+    PrewarmJob,
+    "prewarm",
+    attempts = 8,
+    backoff = (secs(2), secs(300)),
+    timeout = secs(900),
+    unique = |j| Some(format!(
+        "prewarm:{}:{}:{}",
+        j.user_id,
+        j.application_id,
+        j.interview_at.timestamp()
+    ))
+);
 
 /// Delete an expired version, audit row first.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ExpireJob {
     pub file_id: i64,
 }
-job!(ExpireJob, "expire", attempts = 8, backoff = (secs(2), secs(300)), timeout = secs(300),
-     unique = |j| Some(format!("expire:{}", j.file_id)));
+job!(
+    ExpireJob,
+    "expire",
+    attempts = 8,
+    backoff = (secs(2), secs(300)),
+    timeout = secs(300),
+    unique = |j| Some(format!("expire:{}", j.file_id))
+);
 
 /// Compress a blob where its content allows (storage-efficiency issue).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CompressJob {
     pub blob_id: i64,
 }
-job!(CompressJob, "compress", attempts = 5, backoff = (secs(2), secs(300)), timeout = secs(600),
-     unique = |j| Some(format!("compress:{}", j.blob_id)));
+job!(
+    CompressJob,
+    "compress",
+    attempts = 5,
+    backoff = (secs(2), secs(300)),
+    timeout = secs(600),
+    unique = |j| Some(format!("compress:{}", j.blob_id))
+);
 
 /// Fold a blob into an identical one of the same scope (storage-efficiency issue).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DedupJob {
     pub blob_id: i64,
 }
-job!(DedupJob, "dedup", attempts = 5, backoff = (secs(2), secs(300)), timeout = secs(600),
-     unique = |j| Some(format!("dedup:{}", j.blob_id)));
+job!(
+    DedupJob,
+    "dedup",
+    attempts = 5,
+    backoff = (secs(2), secs(300)),
+    timeout = secs(600),
+    unique = |j| Some(format!("dedup:{}", j.blob_id))
+);
 
 /// Render a JSON Resume to PDF (PDF issue).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -204,32 +257,56 @@ pub struct RenderPdfJob {
     pub job_description_key: Option<String>,
     pub output_key: String,
 }
-job!(RenderPdfJob, "render_pdf", attempts = 3, backoff = (secs(2), secs(60)), timeout = secs(120),
-     unique = |_j| None);
+job!(
+    RenderPdfJob,
+    "render_pdf",
+    attempts = 3,
+    backoff = (secs(2), secs(60)),
+    timeout = secs(120),
+    unique = |_j| None
+);
 
 /// Write a user's documents to an archive in the exports area (API issue).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ExportJob {
     pub user_id: String,
 }
-job!(ExportJob, "export", attempts = 5, backoff = (secs(5), secs(600)), timeout = secs(1800),
-     unique = |j| Some(format!("export:{}", j.user_id)));
+job!(
+    ExportJob,
+    "export",
+    attempts = 5,
+    backoff = (secs(5), secs(600)),
+    timeout = secs(1800),
+    unique = |j| Some(format!("export:{}", j.user_id))
+);
 
 /// Remove everything of a user (API issue).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EraseJob {
     pub user_id: String,
 }
-job!(EraseJob, "erase", attempts = 10, backoff = (secs(5), secs(600)), timeout = secs(1800),
-     unique = |j| Some(format!("erase:{}", j.user_id)));
+job!(
+    EraseJob,
+    "erase",
+    attempts = 10,
+    backoff = (secs(5), secs(600)),
+    timeout = secs(1800),
+    unique = |j| Some(format!("erase:{}", j.user_id))
+);
 
 /// Rewrite a mostly dead pack (storage-efficiency issue).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PackCompactJob {
     pub pack_id: i64,
 }
-job!(PackCompactJob, "pack_compact", attempts = 5, backoff = (secs(5), secs(600)), timeout = secs(1800),
-     unique = |j| Some(format!("pack_compact:{}", j.pack_id)));
+job!(
+    PackCompactJob,
+    "pack_compact",
+    attempts = 5,
+    backoff = (secs(5), secs(600)),
+    timeout = secs(1800),
+    unique = |j| Some(format!("pack_compact:{}", j.pack_id))
+);
 
 /// Plan due lifecycle work and enqueue it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -237,14 +314,26 @@ pub struct SweepJob {
     /// The instant the sweep acts as of (the injected clock's now when absent).
     pub as_of: Option<DateTime<Utc>>,
 }
-job!(SweepJob, "sweep", attempts = 3, backoff = (secs(5), secs(60)), timeout = secs(1800),
-     unique = |_j| Some("sweep".to_owned()));
+job!(
+    SweepJob,
+    "sweep",
+    attempts = 3,
+    backoff = (secs(5), secs(60)),
+    timeout = secs(1800),
+    unique = |_j| Some("sweep".to_owned())
+);
 
 /// Remove finished job data and old log rows in bounded batches.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HousekeepingJob {}
-job!(HousekeepingJob, "housekeeping", attempts = 3, backoff = (secs(5), secs(60)), timeout = secs(1800),
-     unique = |_j| Some("housekeeping".to_owned()));
+job!(
+    HousekeepingJob,
+    "housekeeping",
+    attempts = 3,
+    backoff = (secs(5), secs(60)),
+    timeout = secs(1800),
+    unique = |_j| Some("housekeeping".to_owned())
+);
 
 /// Every job kind, in one list: the worker registers exactly these.
 pub const KINDS: &[&str] = &[
@@ -285,7 +374,10 @@ mod tests {
         assert_eq!(b.ceiling(40), Duration::from_secs(60));
         for attempt in 1..10 {
             let d = b.delay(attempt);
-            assert!(d >= b.ceiling(attempt) / 2 && d <= b.ceiling(attempt), "{attempt}: {d:?}");
+            assert!(
+                d >= b.ceiling(attempt) / 2 && d <= b.ceiling(attempt),
+                "{attempt}: {d:?}"
+            );
         }
     }
 
