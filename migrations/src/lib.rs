@@ -6,6 +6,8 @@
 pub use sea_orm_migration::prelude::*;
 
 mod m20261203_000001_create_tables;
+mod m20261203_000010_lifecycle;
+mod m20261210_000001_outbox_delivery;
 
 /// The ordered list of Dossier's migrations.
 #[derive(Debug)]
@@ -14,6 +16,10 @@ pub struct Migrator;
 #[async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(m20261203_000001_create_tables::Migration)]
+        vec![
+            Box::new(m20261203_000001_create_tables::Migration),
+            Box::new(m20261210_000001_outbox_delivery::Migration),
+            Box::new(m20261203_000010_lifecycle::Migration),
+        ]
     }
 }

@@ -63,6 +63,13 @@ keys! {
     "DOSSIER_CACHE_TTL_SECS", "cache.ttl_secs", Some("3600"), false, "Lifetime of a hot-cache entry.";
     "DOSSIER_CACHE_MAX_BYTES", "cache.max_bytes", Some("268435456"), false, "Memory budget of the hot cache.";
     "DOSSIER_CACHE_MAX_OBJECT_BYTES", "cache.max_object_bytes", Some("1048576"), false, "Documents larger than this are never cached.";
+    "DOSSIER_RESTORE_HOURS", "lifecycle.restore_hours", Some("12"), false, "How long a glacier restore takes (on the injected clock in tests and the demo).";
+    "DOSSIER_RESTORED_DAYS", "lifecycle.restored_days", Some("7"), false, "How long a restored glacier document stays readable.";
+    "DOSSIER_PREWARM_LEAD_HOURS", "lifecycle.prewarm_lead_hours", Some("24"), false, "An interview's documents are hot this long before it, plus the restore time of their tier.";
+    "DOSSIER_ACTIVE_USER_DAYS", "lifecycle.active_user_days", Some("30"), false, "Users with an application active this recently keep their hot documents cached.";
+    "DOSSIER_SWEEP_BATCH", "lifecycle.sweep_batch", Some("1000"), false, "Rows the sweep reads per page.";
+    "DOSSIER_SWEEP_LEASE_SECS", "lifecycle.sweep_lease_secs", Some("300"), false, "How long one sweep holds the fleet-wide sweep lease.";
+    "DOSSIER_FSCK_GRACE_HOURS", "lifecycle.fsck_grace_hours", Some("24"), false, "Objects no row points to are removed by fsck only after this age.";
     "DOSSIER_DEDUP_SCOPE", "dedup.scope", Some("user"), false, "`user` (identical bytes shared within one user) or `global`; templates and common sections are always shared.";
 }
 
@@ -163,6 +170,18 @@ pub struct CacheConfig {
     pub max_object_bytes: u64,
 }
 
+/// Timings of the lifecycle beyond the per-type policies.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LifecycleConfig {
+    pub restore_hours: u64,
+    pub restored_days: u64,
+    pub prewarm_lead_hours: u64,
+    pub active_user_days: u64,
+    pub sweep_batch: u64,
+    pub sweep_lease_secs: u64,
+    pub fsck_grace_hours: u64,
+}
+
 /// The whole resolved configuration of one process.
 #[derive(Debug, Clone, Serialize)]
 pub struct Config {
@@ -180,6 +199,7 @@ pub struct Config {
     pub s3: Option<S3Config>,
     pub cache: CacheConfig,
     pub dedup_scope: DedupScope,
+    pub lifecycle: LifecycleConfig,
     pub now: Option<DateTime<Utc>>,
     pub policies: Policies,
     pub cost: CostModel,
@@ -274,7 +294,7 @@ pub fn parse_instant(v: &str) -> Option<DateTime<Utc>> {
     DateTime::parse_from_rfc3339(v).ok().map(|t| t.with_timezone(&Utc))
 }
 
-const TOP_LEVEL: &[&str] = &["policies", "cost", "s3", "cache", "dedup"];
+const TOP_LEVEL: &[&str] = &["policies", "cost", "s3", "cache", "dedup", "lifecycle"];
 
 fn check_unknown_keys(table: &toml::Table, path: &std::path::Path) -> Result<(), ConfigError> {
     let known: Vec<&str> = KEYS.iter().map(|k| k.toml).filter(|t| !t.is_empty()).collect();
@@ -454,6 +474,17 @@ impl Config {
                 "global" => Some(DedupScope::Global),
                 _ => None,
             })?,
+            lifecycle: LifecycleConfig {
+                restore_hours: u64_of("DOSSIER_RESTORE_HOURS")?,
+                restored_days: u64_of("DOSSIER_RESTORED_DAYS")?,
+                prewarm_lead_hours: u64_of("DOSSIER_PREWARM_LEAD_HOURS")?,
+                active_user_days: u64_of("DOSSIER_ACTIVE_USER_DAYS")?,
+                sweep_batch: r.required("DOSSIER_SWEEP_BATCH", "a whole number from 1", |v| {
+                    v.parse::<u64>().ok().filter(|n| *n > 0)
+                })?,
+                sweep_lease_secs: u64_of("DOSSIER_SWEEP_LEASE_SECS")?,
+                fsck_grace_hours: u64_of("DOSSIER_FSCK_GRACE_HOURS")?,
+            },
             now: r.parse(
                 "DOSSIER_NOW",
                 "an RFC 3339 instant such as 2026-03-09T12:00:00Z",

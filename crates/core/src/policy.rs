@@ -100,6 +100,9 @@ pub struct DocFacts {
     pub created_at: DateTime<Utc>,
     pub last_accessed_at: DateTime<Utc>,
     pub superseded_at: Option<DateTime<Utc>>,
+    /// When it was last brought back to hot: age rules count from here, so a promoted document is not demoted at
+    /// the next sweep. Expiry still counts from creation.
+    pub promoted_at: Option<DateTime<Utc>>,
     /// A legal hold or a pin.
     pub frozen: bool,
 }
@@ -121,7 +124,10 @@ impl Policy {
         for rule in &self.transitions {
             if rule.to > doc.tier {
                 let (reference, reason) = match rule.since {
-                    Since::Created => (doc.created_at, Reason::Age),
+                    Since::Created => (
+                        doc.promoted_at.map_or(doc.created_at, |p| p.max(doc.created_at)),
+                        Reason::Age,
+                    ),
                     Since::LastAccess => (doc.last_accessed_at, Reason::Idle),
                 };
                 pending.push(Due {
@@ -315,6 +321,7 @@ mod tests {
             created_at,
             last_accessed_at: created_at,
             superseded_at: None,
+            promoted_at: None,
             frozen: false,
         }
     }
@@ -379,6 +386,21 @@ mod tests {
             temp.map(|d| (d.at, d.action)),
             Some((at("2026-01-03T00:00:00Z"), Action::Expire))
         );
+    }
+
+    #[test]
+    fn promotion_restarts_age_rules_but_not_expiry() {
+        let p = Policies::default();
+        let active = p.get(FileType::ActiveResume);
+        let mut d = doc(Tier::Hot, "2026-01-01T00:00:00Z");
+        d.promoted_at = Some(at("2026-09-10T12:00:00Z"));
+        let next = active.next_due(&d).expect("due");
+        assert_eq!(
+            (next.at, next.action),
+            (at("2026-10-11T00:00:00Z"), Action::Transition(Tier::Warm))
+        );
+        d.tier = Tier::Glacier;
+        assert_eq!(active.next_due(&d).map(|d| d.at), Some(at("2028-01-02T00:00:00Z")));
     }
 
     #[test]

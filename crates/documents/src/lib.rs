@@ -147,6 +147,7 @@ pub fn facts_of(row: &file_metadata::Model) -> DocFacts {
         created_at: row.created_at,
         last_accessed_at: row.last_accessed_at,
         superseded_at: row.superseded_at,
+        promoted_at: row.promoted_at,
         frozen: row.legal_hold || row.pinned,
     }
 }
@@ -414,6 +415,7 @@ impl DocumentStore {
             created_at: now,
             last_accessed_at: now,
             superseded_at: None,
+            promoted_at: None,
             frozen: false,
         };
         let (next_due_at, expires_at) = schedule_of(self.policies.get(req.file_type), &facts);

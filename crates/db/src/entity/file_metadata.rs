@@ -31,6 +31,8 @@ pub struct Model {
     pub superseded_at: Option<DateTimeUtc>,
     pub expires_at: Option<DateTimeUtc>,
     pub next_due_at: Option<DateTimeUtc>,
+    /// When the version was last brought back to hot: age rules count from here rather than from creation.
+    pub promoted_at: Option<DateTimeUtc>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -14,6 +14,8 @@ pub struct Model {
     pub interview_at: Option<DateTimeUtc>,
     pub closed_at: Option<DateTimeUtc>,
     pub updated_at: DateTimeUtc,
+    /// The interview instant this application's documents were last pre-warmed for.
+    pub prewarmed_for: Option<DateTimeUtc>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

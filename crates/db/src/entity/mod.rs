@@ -5,5 +5,7 @@ pub mod audit_log;
 pub mod blob;
 pub mod file_metadata;
 pub mod job_application;
+pub mod lease;
 pub mod lifecycle_log;
+pub mod restore;
 pub mod user;

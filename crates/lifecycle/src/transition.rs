@@ -1,0 +1,270 @@
+//! DESIGN.md's transition protocol: copy to the target tier, verify size and SHA-256, compare-and-set the blob's
+//! location and the version's tier in one transaction with the lifecycle log, delete the source, evict the cache.
+//!
+//! A crash anywhere leaves either a re-runnable job (the blob stays `moving`; the re-run copies again to the same
+//! deterministic target key) or an orphan source object that `fsck` removes after its grace period.
+
+use chrono::{DateTime, Utc};
+use dossier_core::{FileType, Tier};
+use dossier_db::DbError;
+use dossier_db::entity::{blob, file_metadata};
+use dossier_documents::{DocError, facts_of, schedule_of, sha256_hex};
+use dossier_storage::layout::object_key;
+use sea_orm::sea_query::Expr;
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, TransactionTrait};
+use serde::Serialize;
+
+use crate::{Lifecycle, LifecycleError, LogEntry, log};
+
+/// What a transition did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "outcome")]
+pub enum TransitionOutcome {
+    /// The version now sits in the target tier (bytes moved or not).
+    Moved { from: Tier, to: Tier, bytes_moved: bool },
+    /// Nothing to do: already there, gone, or frozen by a legal hold or pin.
+    Skipped { why: String },
+    /// The bytes are in glacier: a restore was requested first.
+    Restoring { eta: DateTime<Utc>, job_id: String },
+}
+
+/// Why a version moves: the reason written to the lifecycle log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MoveKind {
+    /// A policy rule (`age`, `idle`, `superseded`).
+    Policy(&'static str),
+    Promotion,
+    Prewarm,
+    /// `dossier move` or the API: allowed on pinned documents, never skipped.
+    Manual,
+}
+
+impl MoveKind {
+    pub fn reason(self) -> &'static str {
+        match self {
+            MoveKind::Policy(r) => r,
+            MoveKind::Promotion => "promotion",
+            MoveKind::Prewarm => "prewarm",
+            MoveKind::Manual => "manual",
+        }
+    }
+
+    pub fn parse(reason: &str) -> MoveKind {
+        match reason {
+            "promotion" => MoveKind::Promotion,
+            "prewarm" => MoveKind::Prewarm,
+            "manual" => MoveKind::Manual,
+            "idle" => MoveKind::Policy("idle"),
+            "superseded" => MoveKind::Policy("superseded"),
+            _ => MoveKind::Policy("age"),
+        }
+    }
+}
+
+impl Lifecycle {
+    /// Moves one version to `to`, moving its bytes when the blob's tier has to change.
+    pub async fn transition(
+        &self,
+        file_id: i64,
+        to: Tier,
+        kind: MoveKind,
+        job_id: Option<&str>,
+    ) -> Result<TransitionOutcome, LifecycleError> {
+        let store = &self.store;
+        let now = self.now();
+        let Some(row) = file_metadata::Entity::find_by_id(file_id)
+            .one(&store.db.conn)
+            .await
+            .map_err(DbError::query("finding the version"))?
+        else {
+            return Ok(TransitionOutcome::Skipped {
+                why: "the version no longer exists".into(),
+            });
+        };
+        let from: Tier = row.storage_tier.parse().unwrap_or(Tier::Hot);
+        if from == to {
+            return Ok(TransitionOutcome::Skipped {
+                why: format!("already in {to}"),
+            });
+        }
+        if kind != MoveKind::Manual && (row.legal_hold || row.pinned) {
+            return Ok(TransitionOutcome::Skipped {
+                why: "under a legal hold or pinned".into(),
+            });
+        }
+        if matches!(kind, MoveKind::Promotion | MoveKind::Prewarm) && to > from {
+            return Ok(TransitionOutcome::Skipped {
+                why: format!("{from} is already hotter than {to}"),
+            });
+        }
+        let blob = blob::Entity::find_by_id(row.blob_id)
+            .one(&store.db.conn)
+            .await
+            .map_err(DbError::query("finding the content"))?
+            .ok_or_else(|| DocError::Integrity(format!("version {file_id} points at missing content")))?;
+        let blob_tier: Tier = blob.tier.parse().unwrap_or(Tier::Hot);
+
+        // The blob must sit in the hottest tier any live version referencing it needs.
+        let others: Vec<String> = file_metadata::Entity::find()
+            .filter(file_metadata::Column::BlobId.eq(blob.id))
+            .filter(file_metadata::Column::Id.ne(row.id))
+            .all(&store.db.conn)
+            .await
+            .map_err(DbError::query("finding versions sharing the content"))?
+            .into_iter()
+            .map(|r| r.storage_tier)
+            .collect();
+        let needed = others
+            .iter()
+            .filter_map(|t| t.parse::<Tier>().ok())
+            .chain([to])
+            .min()
+            .unwrap_or(to);
+
+        if needed != blob_tier && blob_tier == Tier::Glacier && !self.is_restored(&blob, now) {
+            let (eta, job_id) = self.request_restore(&row, &blob).await?;
+            return Ok(TransitionOutcome::Restoring { eta, job_id });
+        }
+
+        let bytes_moved = needed != blob_tier;
+        let new_location = if bytes_moved {
+            Some(self.copy_blob(&row, &blob, needed).await?)
+        } else {
+            None
+        };
+
+        let txn = store
+            .db
+            .conn
+            .begin()
+            .await
+            .map_err(DbError::query("starting a transaction"))?;
+        if let Some((bucket, key)) = &new_location {
+            let done = blob::Entity::update_many()
+                .col_expr(blob::Column::Tier, Expr::value(needed.to_string()))
+                .col_expr(blob::Column::Bucket, Expr::value(bucket.clone()))
+                .col_expr(blob::Column::ObjectKey, Expr::value(key.clone()))
+                .col_expr(blob::Column::State, Expr::value(blob::LIVE))
+                .col_expr(blob::Column::UpdatedAt, Expr::value(now))
+                .filter(blob::Column::Id.eq(blob.id))
+                .filter(blob::Column::ObjectKey.eq(blob.object_key.clone()))
+                .filter(blob::Column::State.eq(blob::MOVING))
+                .exec(&txn)
+                .await
+                .map_err(DbError::query("recording the new location"))?;
+            if done.rows_affected != 1 {
+                return Err(LifecycleError::Busy(format!(
+                    "content of version {file_id} moved concurrently"
+                )));
+            }
+        }
+        let mut facts = facts_of(&row);
+        facts.tier = to;
+        let promoted_at = if to == Tier::Hot && kind != MoveKind::Manual {
+            Some(now)
+        } else {
+            row.promoted_at
+        };
+        facts.promoted_at = promoted_at;
+        let policy = store.policies.get(row.file_type.parse().unwrap_or(FileType::Temp));
+        let (next_due_at, _) = schedule_of(policy, &facts);
+        let done = file_metadata::Entity::update_many()
+            .col_expr(file_metadata::Column::StorageTier, Expr::value(to.to_string()))
+            .col_expr(file_metadata::Column::TierChangedAt, Expr::value(now))
+            .col_expr(file_metadata::Column::NextDueAt, Expr::value(next_due_at))
+            .col_expr(file_metadata::Column::PromotedAt, Expr::value(promoted_at))
+            .filter(file_metadata::Column::Id.eq(row.id))
+            .filter(file_metadata::Column::StorageTier.eq(from.to_string()))
+            .exec(&txn)
+            .await
+            .map_err(DbError::query("recording the new tier"))?;
+        if done.rows_affected != 1 {
+            return Err(LifecycleError::Busy(format!(
+                "version {file_id} changed tier concurrently"
+            )));
+        }
+        let entry = LogEntry {
+            file_id: Some(row.id),
+            blob_id: Some(blob.id),
+            user_id: &row.user_id,
+            from: Some(from.as_str()),
+            to: to.as_str(),
+            reason: kind.reason(),
+            policy: Some(&row.file_type),
+            job_id,
+        };
+        log(&txn, entry, now).await?;
+        txn.commit()
+            .await
+            .map_err(DbError::query("committing the transition"))?;
+
+        if new_location.is_some()
+            && let Err(e) = store.objects.delete(&blob.bucket, &blob.object_key).await
+        {
+            tracing::warn!(blob = blob.id, error = %e, "source object left behind; fsck removes it after its grace period");
+        }
+        store.cache.evict(&blob.uid).await;
+        tracing::info!(file = row.id, from = %from, to = %to, reason = kind.reason(), bytes_moved, "transition");
+        Ok(TransitionOutcome::Moved { from, to, bytes_moved })
+    }
+
+    /// Marks the blob `moving`, copies its bytes to `tier` under a key derived from the blob (so a re-run writes the
+    /// same object) and verifies size and SHA-256 of the copy.
+    async fn copy_blob(
+        &self,
+        row: &file_metadata::Model,
+        blob: &blob::Model,
+        tier: Tier,
+    ) -> Result<(String, String), LifecycleError> {
+        let store = &self.store;
+        match blob.state.as_str() {
+            blob::LIVE => {
+                let marked = blob::Entity::update_many()
+                    .col_expr(blob::Column::State, Expr::value(blob::MOVING))
+                    .col_expr(blob::Column::UpdatedAt, Expr::value(self.now()))
+                    .filter(blob::Column::Id.eq(blob.id))
+                    .filter(blob::Column::State.eq(blob::LIVE))
+                    .filter(blob::Column::ObjectKey.eq(blob.object_key.clone()))
+                    .exec(&store.db.conn)
+                    .await
+                    .map_err(DbError::query("marking the content as moving"))?;
+                if marked.rows_affected != 1 {
+                    return Err(LifecycleError::Busy(format!(
+                        "content {} changed concurrently",
+                        blob.id
+                    )));
+                }
+            }
+            // A previous attempt of this work stopped half-way: resume it.
+            blob::MOVING => {}
+            other => {
+                return Err(DocError::Integrity(format!("content {} is {other} and cannot move", blob.id)).into());
+            }
+        }
+        let file_type: FileType = row.file_type.parse().unwrap_or(FileType::Temp);
+        let bucket = store.layout.bucket(tier).to_owned();
+        let key = object_key(file_type, tier, &blob.sha256, &blob.uid);
+        store
+            .objects
+            .copy(&blob.bucket, &blob.object_key, &bucket, &key)
+            .await?;
+        let copied = store.objects.get(&bucket, &key).await?;
+        if copied.len() as i64 != blob.stored_size || (blob.codec == "raw" && sha256_hex(&copied) != blob.sha256) {
+            let _ = store.objects.delete(&bucket, &key).await;
+            return Err(DocError::Integrity(format!("the copy of content {} did not verify", blob.id)).into());
+        }
+        if let Some(pause) = self.pause_after_copy {
+            tracing::warn!(
+                pause_ms = pause.as_millis() as u64,
+                "test pause between copy and database update"
+            );
+            tokio::time::sleep(pause).await;
+        }
+        Ok((bucket, key))
+    }
+
+    /// Whether a glacier blob has a finished restore that is still valid at `now`.
+    pub fn is_restored(&self, blob: &blob::Model, now: DateTime<Utc>) -> bool {
+        blob.restored_until.is_some_and(|until| until > now)
+    }
+}
