@@ -11,6 +11,7 @@
 
 mod error;
 mod fsck;
+mod jobs;
 mod manage;
 mod read;
 mod restore;
@@ -29,8 +30,10 @@ use sea_orm::{ActiveModelTrait, ConnectionTrait, Set};
 
 pub use error::LifecycleError;
 pub use fsck::FsckReport;
-pub use sweep::{PlannedWork, SweepReport};
-pub use transition::TransitionOutcome;
+pub use manage::{ApplicationUpdate, ExpireOutcome};
+pub use restore::RestoreOutcome;
+pub use sweep::{PlannedWork, SweepReport, due_page};
+pub use transition::{MoveKind, TransitionOutcome};
 
 /// The lifecycle operations over one document store.
 #[derive(Debug, Clone)]

@@ -11,7 +11,9 @@ use dossier_db::entity::{blob, file_metadata, job_application, lease, restore};
 use dossier_documents::{facts_of, schedule_of};
 use dossier_jobs::{ExpireJob, PrewarmJob, RestoreJob, TransitionJob};
 use sea_orm::sea_query::{Expr, OnConflict};
-use sea_orm::{ColumnTrait, Condition, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set, TransactionTrait};
+use sea_orm::{
+    ColumnTrait, Condition, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Select, Set, TransactionTrait,
+};
 use serde::Serialize;
 
 use crate::{Lifecycle, LifecycleError};
@@ -46,6 +48,24 @@ pub struct SweepReport {
     pub planned: Vec<PlannedWork>,
     pub cache_warmed: u64,
     pub monthly_saving_usd: f64,
+}
+
+/// One page of versions due by `now`, after the keyset position `after`, by the `next_due_at` index.
+pub fn due_page(now: DateTime<Utc>, after: Option<(DateTime<Utc>, i64)>, batch: u64) -> Select<file_metadata::Entity> {
+    let mut query = file_metadata::Entity::find().filter(file_metadata::Column::NextDueAt.lte(now));
+    if let Some((at, id)) = after {
+        query = query.filter(
+            Condition::any().add(file_metadata::Column::NextDueAt.gt(at)).add(
+                Condition::all()
+                    .add(file_metadata::Column::NextDueAt.eq(at))
+                    .add(file_metadata::Column::Id.gt(id)),
+            ),
+        );
+    }
+    query
+        .order_by_asc(file_metadata::Column::NextDueAt)
+        .order_by_asc(file_metadata::Column::Id)
+        .limit(batch)
 }
 
 impl Lifecycle {
@@ -138,20 +158,7 @@ impl Lifecycle {
         let batch = self.config.sweep_batch;
         let mut after: Option<(DateTime<Utc>, i64)> = None;
         loop {
-            let mut query = file_metadata::Entity::find().filter(file_metadata::Column::NextDueAt.lte(now));
-            if let Some((at, id)) = after {
-                query = query.filter(
-                    Condition::any().add(file_metadata::Column::NextDueAt.gt(at)).add(
-                        Condition::all()
-                            .add(file_metadata::Column::NextDueAt.eq(at))
-                            .add(file_metadata::Column::Id.gt(id)),
-                    ),
-                );
-            }
-            let rows = query
-                .order_by_asc(file_metadata::Column::NextDueAt)
-                .order_by_asc(file_metadata::Column::Id)
-                .limit(batch)
+            let rows = due_page(now, after, batch)
                 .all(conn)
                 .await
                 .map_err(DbError::query("reading due versions"))?;
