@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Utc};
 use dossier_core::config::{Config, Sources};
 use dossier_core::{FileType, ManualClock, Tier};
 use dossier_db::sea_orm::{ConnectionTrait, Statement};
