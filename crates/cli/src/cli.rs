@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 
+use chrono::{DateTime, Utc};
 use clap::{Parser, Subcommand};
 use dossier_core::{FileType, Tier};
 
@@ -79,6 +80,62 @@ pub enum Command {
         #[arg(long)]
         user: Option<String>,
     },
+    /// Record what the policies need about a job application.
+    App {
+        #[command(subcommand)]
+        action: AppAction,
+    },
+    /// Put a document under a legal hold, or lift it: held documents are never moved or deleted by policy.
+    Hold {
+        #[arg(long)]
+        user: String,
+        key: String,
+        #[arg(value_parser = ["on", "off"])]
+        state: String,
+    },
+    /// Move a document to a tier now; `--pin` keeps it there against its policy.
+    Move {
+        #[arg(long)]
+        user: String,
+        key: String,
+        #[arg(long, value_parser = parse_tier)]
+        to: Tier,
+        #[arg(long)]
+        pin: bool,
+    },
+    /// Plan due lifecycle work and enqueue it (`--dry-run`: print the plan with reasons and costs).
+    Sweep {
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Find objects no row points to (removed after a grace period) and rows whose object is missing (reported).
+    Fsck {
+        #[arg(long)]
+        dry_run: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AppAction {
+    /// Create or update an application.
+    Set {
+        #[arg(long)]
+        user: String,
+        #[arg(long)]
+        id: String,
+        #[arg(long)]
+        status: Option<String>,
+        /// RFC 3339.
+        #[arg(long, value_parser = parse_instant)]
+        interview_at: Option<DateTime<Utc>>,
+        /// RFC 3339.
+        #[arg(long, value_parser = parse_instant)]
+        closed_at: Option<DateTime<Utc>>,
+    },
+}
+
+fn parse_instant(s: &str) -> Result<DateTime<Utc>, String> {
+    dossier_core::config::parse_instant(s).ok_or_else(|| format!("expected an RFC 3339 instant, got {s:?}"))
 }
 
 fn parse_file_type(s: &str) -> Result<FileType, String> {

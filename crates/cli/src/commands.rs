@@ -7,11 +7,12 @@ use std::sync::Arc;
 
 use dossier_core::config::{Config, Sources};
 use dossier_core::{Clock, ManualClock, SystemClock};
-use dossier_documents::{DocumentStore, ListFilter, PutRequest, Setup, Stats};
+use dossier_documents::{DocError, DocumentStore, ListFilter, PutRequest, Setup, Stats};
+use dossier_lifecycle::{ApplicationUpdate, Lifecycle, LifecycleError};
 use serde_json::json;
 
-use crate::cli::{Args, Command};
-use crate::exit::{Failure, INVALID, SOFTWARE, USAGE};
+use crate::cli::{AppAction, Args, Command};
+use crate::exit::{Failure, INVALID, RESTORING, SOFTWARE, USAGE};
 
 /// Gathers flags, environment and `dossier.toml` into a [`Config`].
 fn load_config(args: &Args) -> Result<Config, Failure> {
@@ -129,8 +130,21 @@ pub async fn run(args: Args) -> Result<(), Failure> {
             version,
             output,
         } => {
-            let store = open(&config, clock).await?;
-            let read = store.get(&user, &key, version).await?;
+            let lifecycle = lifecycle(&config, clock).await?;
+            let read = match lifecycle.read(&user, &key, version).await {
+                Ok(read) => read,
+                Err(LifecycleError::Doc(DocError::Restoring { eta, job_id })) => {
+                    let eta = eta.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+                    if json {
+                        print_json(&json!({ "status": "restoring", "eta": eta, "job_id": job_id }))?;
+                    }
+                    return Err(Failure::new(
+                        RESTORING,
+                        format!("{key:?} is in glacier: restore in progress (job {job_id}), ready at {eta}"),
+                    ));
+                }
+                Err(e) => return Err(e.into()),
+            };
             match output {
                 Some(path) => {
                     write_whole(&path, &read.bytes)?;
@@ -198,6 +212,120 @@ pub async fn run(args: Args) -> Result<(), Failure> {
                 Ok(())
             }
         }
+        Command::App {
+            action:
+                AppAction::Set {
+                    user,
+                    id,
+                    status,
+                    interview_at,
+                    closed_at,
+                },
+        } => {
+            let lifecycle = lifecycle(&config, clock).await?;
+            lifecycle
+                .set_application(
+                    &user,
+                    &id,
+                    ApplicationUpdate {
+                        status,
+                        interview_at,
+                        closed_at,
+                    },
+                )
+                .await?;
+            if json {
+                print_json(&json!({ "user": user, "application": id }))
+            } else {
+                Ok(())
+            }
+        }
+        Command::Hold { user, key, state } => {
+            let lifecycle = lifecycle(&config, clock).await?;
+            let on = state == "on";
+            let versions = lifecycle.set_hold(&user, &key, on).await?;
+            if json {
+                print_json(&json!({ "key": key, "legal_hold": on, "versions": versions }))
+            } else {
+                println!("legal hold {state} for {key:?} ({versions} version(s))");
+                Ok(())
+            }
+        }
+        Command::Move { user, key, to, pin } => {
+            let lifecycle = lifecycle(&config, clock).await?;
+            let outcome = lifecycle.move_document(&user, &key, to, pin).await?;
+            if json {
+                print_json(&outcome)
+            } else {
+                println!("{key:?} is in {to}{}", if pin { " (pinned)" } else { "" });
+                Ok(())
+            }
+        }
+        Command::Sweep { dry_run } => {
+            let lifecycle = lifecycle(&config, clock).await?;
+            let report = lifecycle.sweep(dry_run).await?;
+            if json {
+                return print_json(&report);
+            }
+            if report.skipped {
+                println!("another sweep holds the lease; nothing done");
+                return Ok(());
+            }
+            for p in &report.planned {
+                let to = p.to.map(|t| t.to_string()).unwrap_or_else(|| "deleted".into());
+                let from = p.from.map(|t| t.to_string()).unwrap_or_default();
+                println!(
+                    "{:<10} {}:{:?} v{} {from} -> {to} ({}) USD/month {:.6} -> {:.6}",
+                    p.work, p.user, p.key, p.version, p.reason, p.monthly_cost_before_usd, p.monthly_cost_after_usd
+                );
+            }
+            let verb = if dry_run { "would enqueue" } else { "enqueued" };
+            println!(
+                "{} due, {verb} {} job(s); saves USD {:.6}/month",
+                report.planned.len(),
+                if dry_run {
+                    report.planned.len() as u64
+                } else {
+                    report.enqueued
+                },
+                report.monthly_saving_usd
+            );
+            Ok(())
+        }
+        Command::Fsck { dry_run } => {
+            let lifecycle = lifecycle(&config, clock).await?;
+            let report = lifecycle.fsck(dry_run).await?;
+            if json {
+                print_json(&report)?;
+            } else {
+                let verb = if dry_run { "would remove" } else { "removed" };
+                println!(
+                    "{} objects, {} contents checked; {verb} {} orphan(s), {} recent orphan(s) kept, {} missing object(s), {} deletion(s) finished",
+                    report.objects_scanned,
+                    report.blobs_checked,
+                    report.orphans_removed.len(),
+                    report.orphans_recent,
+                    report.missing.len(),
+                    report.deletions_finished
+                );
+                for m in &report.missing {
+                    println!(
+                        "missing: {}/{} needed by {}",
+                        m.bucket,
+                        m.object_key,
+                        m.documents.join(", ")
+                    );
+                }
+            }
+            if report.missing.is_empty() {
+                Ok(())
+            } else {
+                Err(Failure::new(
+                    SOFTWARE,
+                    format!("{} object(s) missing", report.missing.len()),
+                ))
+            }
+        }
         Command::Stats { user } => {
             let store = open(&config, clock).await?;
             let stats = store.stats(user.as_deref()).await?;
@@ -208,6 +336,10 @@ pub async fn run(args: Args) -> Result<(), Failure> {
 
 async fn open(config: &Config, clock: Arc<dyn Clock>) -> Result<DocumentStore, Failure> {
     Ok(dossier_documents::open(config, clock, Setup::Use).await?)
+}
+
+async fn lifecycle(config: &Config, clock: Arc<dyn Clock>) -> Result<Lifecycle, Failure> {
+    Ok(Lifecycle::new(open(config, clock).await?, config.lifecycle.clone()))
 }
 
 /// The bytes to store and the name they came with.

@@ -51,6 +51,16 @@ impl From<DocError> for Failure {
     }
 }
 
+impl From<dossier_lifecycle::LifecycleError> for Failure {
+    fn from(e: dossier_lifecycle::LifecycleError) -> Self {
+        match e {
+            dossier_lifecycle::LifecycleError::Doc(doc) => doc.into(),
+            dossier_lifecycle::LifecycleError::Busy(m) => Failure::new(CONFLICT, m),
+            other => Failure::new(UNAVAILABLE, other.to_string()),
+        }
+    }
+}
+
 impl From<dossier_core::config::ConfigError> for Failure {
     fn from(e: dossier_core::config::ConfigError) -> Self {
         Failure::new(USAGE, e.to_string())

@@ -351,3 +351,93 @@ fn rm_removes_every_version_and_its_bytes() {
     assert_eq!(d.run(&["get", "--user", "dan", "scratch"]).status.code(), Some(3));
     assert_eq!(d.run(&["rm", "--user", "dan", "scratch"]).status.code(), Some(3));
 }
+
+#[test]
+fn glacier_reads_exit_75_and_start_one_restore() {
+    let d = Dossier::embedded();
+    d.put("gil", "active_resume", "cv", b"frozen bytes");
+    d.ok(&["move", "--user", "gil", "cv", "--to", "glacier"]);
+    assert_eq!(d.json(&["ls", "--user", "gil"])[0]["tier"], "glacier");
+    let target = d.home.path().join("cv.out");
+    std::fs::write(&target, b"untouched").expect("existing output");
+    let target_s = target.display().to_string();
+    let first = d.run(&[
+        "--json",
+        "get",
+        "--user",
+        "gil",
+        "cv",
+        "-o",
+        &target_s,
+        "--now",
+        "2027-01-01T00:00:00Z",
+    ]);
+    assert_eq!(
+        first.status.code(),
+        Some(75),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    let status: serde_json::Value = serde_json::from_slice(&first.stdout).expect("json");
+    assert_eq!(status["status"], "restoring");
+    assert_eq!(status["eta"], "2027-01-01T12:00:00Z");
+    assert!(String::from_utf8_lossy(&first.stderr).contains("2027-01-01T12:00:00Z"));
+    assert_eq!(
+        std::fs::read(&target).expect("output"),
+        b"untouched",
+        "-o is left untouched"
+    );
+    let second = d.run(&["--json", "get", "--user", "gil", "cv", "--now", "2027-01-01T01:00:00Z"]);
+    assert_eq!(second.status.code(), Some(75));
+    let again: serde_json::Value = serde_json::from_slice(&second.stdout).expect("json");
+    assert_eq!(
+        again["job_id"], status["job_id"],
+        "asking again starts no second restore"
+    );
+}
+
+#[test]
+fn legal_holds_block_rm_and_pins_block_policy() {
+    let d = Dossier::embedded();
+    d.put("hil", "temp", "held", b"evidence");
+    d.ok(&["hold", "--user", "hil", "held", "on"]);
+    assert_eq!(d.json(&["ls", "--user", "hil"])[0]["legal_hold"], true);
+    let out = d.run(&["rm", "--user", "hil", "held"]);
+    assert_eq!(out.status.code(), Some(5));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("legal hold"));
+    let plan = d.json(&["sweep", "--dry-run", "--now", "2030-01-01T00:00:00Z"]);
+    assert_eq!(
+        plan["planned"].as_array().map(Vec::len),
+        Some(0),
+        "held documents never expire"
+    );
+    d.ok(&["hold", "--user", "hil", "held", "off"]);
+    let plan = d.json(&["sweep", "--dry-run", "--now", "2030-01-01T00:00:00Z"]);
+    assert_eq!(plan["planned"][0]["work"], "expire");
+    d.ok(&["rm", "--user", "hil", "held"]);
+    assert_eq!(
+        d.run(&["hold", "--user", "mallory", "held", "on"]).status.code(),
+        Some(3)
+    );
+    let out = d.run(&[
+        "app",
+        "set",
+        "--user",
+        "hil",
+        "--id",
+        "a1",
+        "--interview-at",
+        "tomorrow",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    d.ok(&[
+        "app",
+        "set",
+        "--user",
+        "hil",
+        "--id",
+        "a1",
+        "--interview-at",
+        "2027-01-01T09:00:00+01:00",
+    ]);
+}
