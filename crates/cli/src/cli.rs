@@ -80,6 +80,21 @@ pub enum Command {
         #[arg(long)]
         user: Option<String>,
     },
+    /// Run workers until SIGTERM (or, with `--drain`, until no job is due).
+    Worker {
+        /// Job kinds to work on, comma separated (default: every kind this binary handles).
+        #[arg(long, value_delimiter = ',')]
+        queues: Option<Vec<String>>,
+        /// Jobs run at once per queue (default DOSSIER_WORKER_CONCURRENCY).
+        #[arg(long)]
+        concurrency: Option<usize>,
+        /// Exit once no job is due (due retries and simulated restores included) and the outbox is empty.
+        #[arg(long)]
+        drain: bool,
+        /// Serve `/healthz` on this address.
+        #[arg(long, value_name = "ADDR")]
+        health_listen: Option<std::net::SocketAddr>,
+    },
     /// Record what the policies need about a job application.
     App {
         #[command(subcommand)]

@@ -12,7 +12,7 @@ use dossier_lifecycle::{ApplicationUpdate, Lifecycle, LifecycleError};
 use serde_json::json;
 
 use crate::cli::{AppAction, Args, Command};
-use crate::exit::{Failure, INVALID, RESTORING, SOFTWARE, USAGE};
+use crate::exit::{Failure, INVALID, RESTORING, SOFTWARE, UNAVAILABLE, USAGE};
 
 /// Gathers flags, environment and `dossier.toml` into a [`Config`].
 fn load_config(args: &Args) -> Result<Config, Failure> {
@@ -261,6 +261,24 @@ pub async fn run(args: Args) -> Result<(), Failure> {
                 Ok(())
             }
         }
+        Command::Worker {
+            queues,
+            concurrency,
+            drain,
+            health_listen,
+        } => {
+            let lifecycle = lifecycle(&config, clock).await?;
+            let options = crate::fleet::options(&config, queues, concurrency, health_listen);
+            let fleet = crate::fleet::build(&config, lifecycle, options).await?;
+            let shutdown = dossier_worker::CancellationToken::new();
+            tokio::spawn(stop_on_signals(shutdown.clone()));
+            let result = if drain {
+                fleet.run_until_drained(shutdown).await
+            } else {
+                fleet.run(shutdown).await
+            };
+            result.map_err(|e| Failure::new(UNAVAILABLE, e.to_string()))
+        }
         Command::Sweep { dry_run } => {
             let lifecycle = lifecycle(&config, clock).await?;
             let report = lifecycle.sweep(dry_run).await?;
@@ -398,4 +416,24 @@ fn print_stats(stats: &Stats) -> Result<(), Failure> {
         );
     }
     Ok(())
+}
+
+/// Cancels `token` on SIGTERM or SIGINT: workers stop fetching and finish or hand back in-flight work.
+async fn stop_on_signals(token: dossier_worker::CancellationToken) {
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    tokio::select! {
+        _ = terminate => tracing::info!("SIGTERM: shutting down"),
+        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT: shutting down"),
+    }
+    token.cancel();
 }

@@ -70,6 +70,15 @@ keys! {
     "DOSSIER_SWEEP_BATCH", "lifecycle.sweep_batch", Some("1000"), false, "Rows the sweep reads per page.";
     "DOSSIER_SWEEP_LEASE_SECS", "lifecycle.sweep_lease_secs", Some("300"), false, "How long one sweep holds the fleet-wide sweep lease.";
     "DOSSIER_FSCK_GRACE_HOURS", "lifecycle.fsck_grace_hours", Some("24"), false, "Objects no row points to are removed by fsck only after this age.";
+    "DOSSIER_WORKER_CONCURRENCY", "worker.concurrency", Some("8"), false, "Jobs one worker runs at once (also `--concurrency`).";
+    "DOSSIER_POLL_INTERVAL_MS", "worker.poll_interval_ms", Some("100"), false, "How often an idle worker asks its queue for work.";
+    "DOSSIER_HEARTBEAT_SECS", "worker.heartbeat_secs", Some("5"), false, "Worker heartbeat; a worker silent for heartbeat × missed beats is dead and its jobs run elsewhere.";
+    "DOSSIER_MISSED_HEARTBEATS", "worker.missed_heartbeats", Some("3"), false, "Missed heartbeats before a worker counts as dead.";
+    "DOSSIER_SHUTDOWN_DEADLINE_SECS", "worker.shutdown_deadline_secs", Some("25"), false, "SIGTERM: in-flight jobs finish or are handed back within this (keep it below Kubernetes' grace period).";
+    "DOSSIER_HEALTH_STALE_SECS", "worker.health_stale_secs", Some("30"), false, "`/healthz` answers 503 once the worker has not polled for this long.";
+    "DOSSIER_BACKOFF_SCALE", "worker.backoff_scale", Some("1.0"), false, "Multiplies every job's retry backoff.";
+    "DOSSIER_RELAY_MAX_WAITING", "worker.relay_max_waiting", Some("2000"), false, "The most jobs the outbox relay lets wait in one queue (apalis-redis 1.0 fails above about 8,000).";
+    "DOSSIER_RELAY_REDISPATCH_SECS", "worker.relay_redispatch_secs", Some("600"), false, "An open job dispatched longer ago than this is dispatched again (a lost queue loses no work).";
     "DOSSIER_DEDUP_SCOPE", "dedup.scope", Some("user"), false, "`user` (identical bytes shared within one user) or `global`; templates and common sections are always shared.";
 }
 
@@ -182,6 +191,20 @@ pub struct LifecycleConfig {
     pub fsck_grace_hours: u64,
 }
 
+/// The worker fleet's timings.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct WorkerConfig {
+    pub concurrency: u64,
+    pub poll_interval_ms: u64,
+    pub heartbeat_secs: u64,
+    pub missed_heartbeats: u64,
+    pub shutdown_deadline_secs: u64,
+    pub health_stale_secs: u64,
+    pub backoff_scale: f64,
+    pub relay_max_waiting: u64,
+    pub relay_redispatch_secs: u64,
+}
+
 /// The whole resolved configuration of one process.
 #[derive(Debug, Clone, Serialize)]
 pub struct Config {
@@ -200,6 +223,7 @@ pub struct Config {
     pub cache: CacheConfig,
     pub dedup_scope: DedupScope,
     pub lifecycle: LifecycleConfig,
+    pub worker: WorkerConfig,
     pub now: Option<DateTime<Utc>>,
     pub policies: Policies,
     pub cost: CostModel,
@@ -294,7 +318,7 @@ pub fn parse_instant(v: &str) -> Option<DateTime<Utc>> {
     DateTime::parse_from_rfc3339(v).ok().map(|t| t.with_timezone(&Utc))
 }
 
-const TOP_LEVEL: &[&str] = &["policies", "cost", "s3", "cache", "dedup", "lifecycle"];
+const TOP_LEVEL: &[&str] = &["policies", "cost", "s3", "cache", "dedup", "lifecycle", "worker"];
 
 fn check_unknown_keys(table: &toml::Table, path: &std::path::Path) -> Result<(), ConfigError> {
     let known: Vec<&str> = KEYS.iter().map(|k| k.toml).filter(|t| !t.is_empty()).collect();
@@ -484,6 +508,27 @@ impl Config {
                 })?,
                 sweep_lease_secs: u64_of("DOSSIER_SWEEP_LEASE_SECS")?,
                 fsck_grace_hours: u64_of("DOSSIER_FSCK_GRACE_HOURS")?,
+            },
+            worker: WorkerConfig {
+                concurrency: r.required("DOSSIER_WORKER_CONCURRENCY", "a whole number from 1", |v| {
+                    v.parse::<u64>().ok().filter(|n| *n > 0)
+                })?,
+                poll_interval_ms: u64_of("DOSSIER_POLL_INTERVAL_MS")?,
+                heartbeat_secs: r.required("DOSSIER_HEARTBEAT_SECS", "a whole number from 1", |v| {
+                    v.parse::<u64>().ok().filter(|n| *n > 0)
+                })?,
+                missed_heartbeats: r.required("DOSSIER_MISSED_HEARTBEATS", "a whole number from 1", |v| {
+                    v.parse::<u64>().ok().filter(|n| *n > 0)
+                })?,
+                shutdown_deadline_secs: u64_of("DOSSIER_SHUTDOWN_DEADLINE_SECS")?,
+                health_stale_secs: u64_of("DOSSIER_HEALTH_STALE_SECS")?,
+                backoff_scale: r.required("DOSSIER_BACKOFF_SCALE", "a number from 0", |v| {
+                    v.parse::<f64>().ok().filter(|n| n.is_finite() && *n >= 0.0)
+                })?,
+                relay_max_waiting: r.required("DOSSIER_RELAY_MAX_WAITING", "a whole number from 1", |v| {
+                    v.parse::<u64>().ok().filter(|n| *n > 0)
+                })?,
+                relay_redispatch_secs: u64_of("DOSSIER_RELAY_REDISPATCH_SECS")?,
             },
             now: r.parse(
                 "DOSSIER_NOW",
