@@ -80,6 +80,17 @@ pub enum Command {
         #[arg(long)]
         user: Option<String>,
     },
+    /// The main job: two simulated years of a resume platform on the corpus, through the real queues.
+    Demo {
+        /// Folder with resumes/*.json, jobs/*.json and pdfs/*.pdf.
+        #[arg(long, default_value = "../shared/corpus")]
+        corpus: PathBuf,
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+        /// Use the configured Redis, Postgres and S3 instead of the embedded default.
+        #[arg(long)]
+        fleet: bool,
+    },
     /// Run workers until SIGTERM (or, with `--drain`, until no job is due).
     Worker {
         /// Job kinds to work on, comma separated (default: every kind this binary handles).

@@ -261,6 +261,7 @@ pub async fn run(args: Args) -> Result<(), Failure> {
                 Ok(())
             }
         }
+        Command::Demo { corpus, seed, fleet } => crate::demo::run(&config, &corpus, seed, fleet, json).await,
         Command::Worker {
             queues,
             concurrency,

@@ -2,6 +2,7 @@
 
 mod cli;
 mod commands;
+mod demo;
 mod exit;
 mod fleet;
 

@@ -2,9 +2,9 @@
 
 use std::time::Duration;
 
+use crate::support::{self, Behavior, Env, Probe, Recorder};
 use dossier_producer::{JobState, job_status};
 use dossier_worker::{CancellationToken, Fleet, FleetOptions};
-use crate::support::{self, Behavior, Env, Probe, Recorder};
 
 fn probe(id: &str, behavior: Behavior) -> Probe {
     Probe {

@@ -61,8 +61,12 @@ pub async fn sqlite() -> Env {
     }
 }
 
-/// Quick settings for tests.
+/// Quick settings for tests (and logs on stderr when `RUST_LOG` asks for them).
 pub fn options() -> FleetOptions {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
     FleetOptions {
         concurrency: 4,
         poll_interval: Duration::from_millis(50),
