@@ -343,7 +343,9 @@ async fn demo_config(base: &Config, fleet: bool) -> Result<Config, Failure> {
         "{}_demo",
         config.database_schema.clone().unwrap_or_else(|| "dossier".into())
     );
-    let pg = dossier_db::Db::connect_postgres(db, None, 2).await.map_err(DocError::from)?;
+    let pg = dossier_db::Db::connect_postgres(db, None, 2)
+        .await
+        .map_err(DocError::from)?;
     pg.conn
         .execute_raw(Statement::from_string(
             pg.backend(),
@@ -435,11 +437,10 @@ pub async fn run(base: &Config, corpus_dir: &Path, seed: u64, fleet: bool, json_
             next_app += 1;
         }
 
-        // Reads: each user looks at their resume; one user studies their analytics daily for a while (promotion);
+        // Reads: the users take turns looking at their resume; one user studies their analytics daily for a while (promotion);
         // now and then someone opens an old application (cold and glacier reads, restores).
-        let mut reads: Vec<(String, String)> = (1..=USERS)
-            .map(|u| (format!("user-{u}"), "resume.json".to_owned()))
-            .collect();
+        let reader = (day / STEP_DAYS) as usize % USERS + 1;
+        let mut reads = vec![(format!("user-{reader}"), "resume.json".to_owned())];
         if (200..=230).contains(&day) {
             reads.extend(std::iter::repeat_n(
                 ("user-1".to_owned(), "analytics/views.csv".to_owned()),
