@@ -164,7 +164,14 @@ impl<C: Clone + Send + Sync + 'static> Delivery<C> {
         let job_id = envelope.job_id.clone();
         if let Some(outbox_id) = envelope.outbox_id {
             let hold = self.spec.timeout + CLAIM_MARGIN;
-            match outbox::claim(db, outbox_id, &delivery, Utc::now(), hold).await {
+            let claim = tokio::select! {
+                biased;
+                _ = self.kill.cancelled() => return,
+                // Not claimed (or claimed only until the lease runs out): the outbox hands it out again.
+                _ = self.shared.interrupt.cancelled() => return,
+                claim = outbox::claim(db, outbox_id, &delivery, Utc::now(), hold) => claim,
+            };
+            match claim {
                 Ok(Claim::Run { failed_attempts }) => envelope.attempt = failed_attempts + 1,
                 Ok(Claim::Skip) => {
                     tracing::debug!(kind, job_id, "duplicate delivery skipped");
@@ -177,7 +184,6 @@ impl<C: Clone + Send + Sync + 'static> Delivery<C> {
                 }
             }
         }
-        let attempt = envelope.attempt;
         let json = match serde_json::to_value(&envelope) {
             Ok(json) => json,
             Err(error) => Value::String(error.to_string()),
@@ -192,23 +198,28 @@ impl<C: Clone + Send + Sync + 'static> Delivery<C> {
                 outcome = run => outcome,
             }
         };
+        // The bookkeeping runs beside the queue's task, which ends now: apalis-sqlite stops driving its own
+        // (lock-holding) statements while a stopping worker waits for its tasks, and the bookkeeping writes to the
+        // same file. The fleet waits for these before it returns.
+        let this = self.clone();
+        self.shared.bookkeeping.spawn(async move { this.settle(delivery, envelope, json, outcome).await });
+    }
+
+    /// Records how a run ended: closes, retries, buries or hands back the job.
+    async fn settle(&self, delivery: String, mut envelope: Envelope<Value>, json: Value, outcome: Outcome) {
+        let kind = self.spec.kind;
+        let db = &self.shared.db;
+        let job_id = envelope.job_id.clone();
+        let attempt = envelope.attempt;
         match outcome {
             Outcome::Succeeded => {
                 tracing::debug!(kind, job_id, attempt, "job completed");
                 if let Some(outbox_id) = envelope.outbox_id {
-                    retrying("closing a completed job", || {
-                        outbox::complete(db, outbox_id, Utc::now())
-                    })
-                    .await;
+                    retrying("closing a completed job", || outbox::complete(db, outbox_id, Utc::now())).await;
                 }
             }
             Outcome::Interrupted => {
-                tracing::info!(
-                    kind,
-                    job_id,
-                    attempt,
-                    "job interrupted by shutdown; handed back to the outbox"
-                );
+                tracing::info!(kind, job_id, attempt, "job interrupted by shutdown; handed back to the outbox");
                 match envelope.outbox_id {
                     Some(outbox_id) => {
                         retrying("handing a job back", || outbox::release(db, outbox_id, &delivery)).await;
@@ -217,7 +228,8 @@ impl<C: Clone + Send + Sync + 'static> Delivery<C> {
                 }
             }
             Outcome::Failed(error) if error.kind == FailureKind::Permanent || attempt >= self.spec.max_attempts => {
-                tracing::warn!(kind, job_id, attempt, error = %error.message, permanent = error.kind == FailureKind::Permanent, "job dead");
+                let permanent = error.kind == FailureKind::Permanent;
+                tracing::warn!(kind, job_id, attempt, error = %error.message, permanent, "job dead");
                 let dead = DeadJob {
                     kind,
                     job_id: &job_id,
@@ -231,7 +243,8 @@ impl<C: Clone + Send + Sync + 'static> Delivery<C> {
             Outcome::Failed(error) => {
                 let delay = self.shared.options.scaled(self.spec.backoff.delay(attempt));
                 let run_at = Utc::now() + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::MAX);
-                tracing::info!(kind, job_id, attempt, error = %error.message, retry_in_ms = delay.as_millis() as u64, "job attempt failed");
+                let retry_in_ms = delay.as_millis() as u64;
+                tracing::info!(kind, job_id, attempt, error = %error.message, retry_in_ms, "job attempt failed");
                 let still_ours = match envelope.outbox_id {
                     Some(outbox_id) => retrying("recording a failed attempt", || {
                         outbox::retry_later(db, outbox_id, &delivery, &error.message, run_at)

@@ -21,6 +21,7 @@ use sea_orm::DatabaseConnection;
 use serde_json::Value;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use crate::delivery::{Delivery, JobSpec};
 use crate::health::{self, Health, QueueHealth, TrackedInterval};
@@ -49,6 +50,8 @@ pub(crate) struct Shared<C> {
     pub(crate) options: FleetOptions,
     /// Cancelled shortly before the shutdown deadline: running handlers stop and hand their jobs back.
     pub(crate) interrupt: CancellationToken,
+    /// What finished runs still have to record (see `delivery`).
+    pub(crate) bookkeeping: TaskTracker,
 }
 
 /// Registers handlers; see [`Fleet::builder`].
@@ -118,6 +121,7 @@ impl<C: Clone + Send + Sync + 'static> FleetBuilder<C> {
             queues: self.queues,
             options: self.options,
             interrupt: CancellationToken::new(),
+            bookkeeping: TaskTracker::new(),
         });
         Ok(Fleet { shared, jobs, health })
     }
@@ -236,6 +240,10 @@ impl<C: Clone + Send + Sync + 'static> Fleet<C> {
             workers.abort_all();
         }
         let rest = (started + deadline).max(tokio::time::Instant::now() + Duration::from_millis(100));
+        self.shared.bookkeeping.close();
+        if tokio::time::timeout_at(rest, self.shared.bookkeeping.wait()).await.is_err() {
+            tracing::warn!("shutdown deadline reached with job bookkeeping unfinished; the outbox redispatches");
+        }
         if tokio::time::timeout_at(rest, join_all(&mut background)).await.is_err() {
             background.abort_all();
         }
@@ -392,9 +400,18 @@ async fn run_sqlite<C: Clone + Send + Sync + 'static>(
         .await
 }
 
+/// Stops a worker in two steps. A stopping apalis worker stops driving its backend until its running tasks end,
+/// and apalis-sqlite may be holding the database's write lock in a half-done statement then; so first pause it (no
+/// new work, backend still driven), wait for its tasks, and only then stop it.
 async fn stop_when(stop: CancellationToken, ctx: WorkerContext) -> Result<(), WorkerError> {
     stop.cancelled().await;
-    // A worker that has not started yet refuses to stop: ask again until it takes.
+    // A worker that has not started yet can be neither paused nor stopped: ask again until it takes.
+    while !ctx.is_paused() && ctx.pause().is_err() {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    while ctx.task_count() > 0 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     while ctx.stop().is_err() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
