@@ -302,6 +302,42 @@ impl Policies {
     }
 }
 
+impl Policies {
+    /// The policy table of the README, generated so that the README cannot drift from the code.
+    pub fn markdown_table(&self) -> String {
+        let mut out = String::from(
+            "| file type | starts in | moves | expires | superseded versions | promoted after |\n|---|---|---|---|---|---|\n",
+        );
+        for (file_type, p) in self.iter() {
+            let moves = if p.transitions.is_empty() {
+                "stays".to_owned()
+            } else {
+                p.transitions
+                    .iter()
+                    .map(|t| match t.since {
+                        Since::Created => format!("{} at {} d", t.to, t.days),
+                        Since::LastAccess => format!("{} at {} d idle", t.to, t.days),
+                    })
+                    .collect::<Vec<_>>()
+                    .join(" → ")
+            };
+            let expires = p
+                .expire_days
+                .map(|d| format!("{d} d"))
+                .unwrap_or_else(|| "never".to_owned());
+            let superseded = p
+                .superseded
+                .map(|s| format!("{} at {} d", s.to, s.days))
+                .unwrap_or_else(|| "as current".to_owned());
+            out.push_str(&format!(
+                "| `{file_type}` | {} | {moves} | {expires} | {superseded} | {} reads in {} d |\n",
+                p.initial_tier, p.promote_after_reads, p.promotion_window_days
+            ));
+        }
+        out
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use chrono::Duration;
@@ -449,41 +485,5 @@ mod tests {
             toml::from_str("transitions = [{ days = 7, to = \"cold\" }, { days = 9, to = \"warm\" }]").expect("toml");
         let err = p.apply(FileType::JobDescription, bad).expect_err("must fail");
         assert!(err.contains("transitions[1]"), "{err}");
-    }
-}
-
-impl Policies {
-    /// The policy table of the README, generated so that the README cannot drift from the code.
-    pub fn markdown_table(&self) -> String {
-        let mut out = String::from(
-            "| file type | starts in | moves | expires | superseded versions | promoted after |\n|---|---|---|---|---|---|\n",
-        );
-        for (file_type, p) in self.iter() {
-            let moves = if p.transitions.is_empty() {
-                "stays".to_owned()
-            } else {
-                p.transitions
-                    .iter()
-                    .map(|t| match t.since {
-                        Since::Created => format!("{} at {} d", t.to, t.days),
-                        Since::LastAccess => format!("{} at {} d idle", t.to, t.days),
-                    })
-                    .collect::<Vec<_>>()
-                    .join(" → ")
-            };
-            let expires = p
-                .expire_days
-                .map(|d| format!("{d} d"))
-                .unwrap_or_else(|| "never".to_owned());
-            let superseded = p
-                .superseded
-                .map(|s| format!("{} at {} d", s.to, s.days))
-                .unwrap_or_else(|| "as current".to_owned());
-            out.push_str(&format!(
-                "| `{file_type}` | {} | {moves} | {expires} | {superseded} | {} reads in {} d |\n",
-                p.initial_tier, p.promote_after_reads, p.promotion_window_days
-            ));
-        }
-        out
     }
 }
