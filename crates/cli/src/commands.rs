@@ -269,8 +269,11 @@ pub async fn run(args: Args) -> Result<(), Failure> {
             health_listen,
         } => {
             let lifecycle = lifecycle(&config, clock).await?;
-            let options = crate::fleet::options(&config, queues, concurrency, health_listen);
-            let fleet = crate::fleet::build(&config, lifecycle, options).await?;
+            let mut options = dossier_worker::FleetOptions::from_config(&config);
+            options.queues = queues;
+            options.concurrency = concurrency.unwrap_or(options.concurrency).max(1);
+            options.health_listen = health_listen;
+            let fleet = dossier_worker::lifecycle_fleet(&config, lifecycle, options).await?;
             let shutdown = dossier_worker::CancellationToken::new();
             tokio::spawn(stop_on_signals(shutdown.clone()));
             let result = if drain {

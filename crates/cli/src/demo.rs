@@ -173,8 +173,11 @@ fn revise(resume: &serde_json::Value, revision: usize) -> Vec<u8> {
     serde_json::to_vec_pretty(&r).unwrap_or_default()
 }
 
+/// An application update the demo makes on a day: (day, user, application id, update).
+type PlannedApplication = (i64, String, String, ApplicationUpdate);
+
 /// Everything the simulated users store over the two years, in order.
-fn plan(corpus: &Corpus, rng: &mut StdRng) -> (Vec<Planned>, Vec<(i64, String, String, ApplicationUpdate)>) {
+fn plan(corpus: &Corpus, rng: &mut StdRng) -> (Vec<Planned>, Vec<PlannedApplication>) {
     let mut docs = Vec::new();
     let mut apps = Vec::new();
     let mut job_index = 0;
@@ -322,6 +325,9 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 async fn demo_config(base: &Config, fleet: bool) -> Result<Config, Failure> {
     let mut config = base.clone();
     config.home = base.home.join("demo");
+    // The demo steps its own clock and sweeps when it says: wall-clock schedules would make its counts vary.
+    config.worker.sweep_schedule = None;
+    config.worker.housekeeping_schedule = None;
     if config.home.exists() {
         std::fs::remove_dir_all(&config.home)
             .map_err(|e| Failure::new(SOFTWARE, format!("cannot recreate {}: {e}", config.home.display())))?;
@@ -394,12 +400,13 @@ pub async fn run(base: &Config, corpus_dir: &Path, seed: u64, fleet: bool, json_
         }
     }
     let lifecycle = Lifecycle::new(store, config.lifecycle.clone());
-    let mut options = crate::fleet::options(&config, None, Some(16), None);
+    let mut options = dossier_worker::FleetOptions::from_config(&config);
+    options.concurrency = 16;
     options.poll_interval = StdDuration::from_millis(10);
     if let Some(relay) = options.relay.as_mut() {
         relay.interval = StdDuration::from_millis(10);
     }
-    let fleet_runtime = crate::fleet::build(&config, lifecycle.clone(), options).await?;
+    let fleet_runtime = dossier_worker::lifecycle_fleet(&config, lifecycle.clone(), options).await?;
     let shutdown = dossier_worker::CancellationToken::new();
     let running = tokio::spawn(fleet_runtime.run(shutdown.clone()));
 

@@ -61,6 +61,15 @@ impl From<dossier_lifecycle::LifecycleError> for Failure {
     }
 }
 
+impl From<dossier_worker::BuildError> for Failure {
+    fn from(e: dossier_worker::BuildError) -> Self {
+        match e {
+            dossier_worker::BuildError::Queues(_) => Failure::new(UNAVAILABLE, e.to_string()),
+            dossier_worker::BuildError::Fleet(_) => Failure::new(USAGE, e.to_string()),
+        }
+    }
+}
+
 impl From<dossier_core::config::ConfigError> for Failure {
     fn from(e: dossier_core::config::ConfigError) -> Self {
         Failure::new(USAGE, e.to_string())

@@ -4,7 +4,6 @@ mod cli;
 mod commands;
 mod demo;
 mod exit;
-mod fleet;
 
 use std::process::ExitCode;
 

@@ -9,6 +9,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::PathBuf;
+use std::str::FromStr;
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -79,6 +80,8 @@ keys! {
     "DOSSIER_BACKOFF_SCALE", "worker.backoff_scale", Some("1.0"), false, "Multiplies every job's retry backoff.";
     "DOSSIER_RELAY_MAX_WAITING", "worker.relay_max_waiting", Some("2000"), false, "The most jobs the outbox relay lets wait in one queue (apalis-redis 1.0 fails above about 8,000).";
     "DOSSIER_RELAY_REDISPATCH_SECS", "worker.relay_redispatch_secs", Some("600"), false, "An open job dispatched longer ago than this is dispatched again (a lost queue loses no work).";
+    "DOSSIER_SWEEP_SCHEDULE", "worker.sweep_schedule", Some("0 */5 * * * *"), false, "When workers enqueue the lifecycle sweep: a cron expression with seconds (`sec min hour day month weekday`), or `off`.";
+    "DOSSIER_HOUSEKEEPING_SCHEDULE", "worker.housekeeping_schedule", Some("0 17 * * * *"), false, "When workers enqueue housekeeping (finished job data removed in bounded batches): cron with seconds, or `off`.";
     "DOSSIER_DEDUP_SCOPE", "dedup.scope", Some("user"), false, "`user` (identical bytes shared within one user) or `global`; templates and common sections are always shared.";
 }
 
@@ -203,6 +206,9 @@ pub struct WorkerConfig {
     pub backoff_scale: f64,
     pub relay_max_waiting: u64,
     pub relay_redispatch_secs: u64,
+    /// Cron expressions (with seconds); `None` when `off`.
+    pub sweep_schedule: Option<String>,
+    pub housekeeping_schedule: Option<String>,
 }
 
 /// The whole resolved configuration of one process.
@@ -303,6 +309,16 @@ impl Resolver<'_> {
         self.parse(env, what, parse)?
             .ok_or_else(|| ConfigError::new(env, Origin::Default, "no value"))
     }
+}
+
+const CRON_EXPECTED: &str = "a cron expression with seconds such as \"0 */5 * * * *\", or off";
+
+/// A schedule: `off` is `Some(None)`; a cron expression that parses is kept as written.
+fn parse_schedule(v: &str) -> Option<Option<String>> {
+    if v.eq_ignore_ascii_case("off") {
+        return Some(None);
+    }
+    cron::Schedule::from_str(v).ok().map(|_| Some(v.to_owned()))
 }
 
 fn parse_bool(v: &str) -> Option<bool> {
@@ -529,6 +545,8 @@ impl Config {
                     v.parse::<u64>().ok().filter(|n| *n > 0)
                 })?,
                 relay_redispatch_secs: u64_of("DOSSIER_RELAY_REDISPATCH_SECS")?,
+                sweep_schedule: r.required("DOSSIER_SWEEP_SCHEDULE", CRON_EXPECTED, parse_schedule)?,
+                housekeeping_schedule: r.required("DOSSIER_HOUSEKEEPING_SCHEDULE", CRON_EXPECTED, parse_schedule)?,
             },
             now: r.parse(
                 "DOSSIER_NOW",
@@ -539,6 +557,25 @@ impl Config {
             cost,
         })
     }
+}
+
+/// The configuration table of the README, generated from [`KEYS`].
+pub fn markdown_table() -> String {
+    let mut out = String::from("| environment | dossier.toml | default | meaning |\n|---|---|---|---|\n");
+    for key in KEYS {
+        let toml = if key.toml.is_empty() {
+            "—".to_owned()
+        } else {
+            format!("`{}`", key.toml)
+        };
+        let default = key.default.map(|d| format!("`{d}`")).unwrap_or_else(|| "—".to_owned());
+        let secret = if key.secret { " Secret: also `_FILE`." } else { "" };
+        out.push_str(&format!(
+            "| `{}` | {toml} | {default} | {}{secret} |\n",
+            key.env, key.doc
+        ));
+    }
+    out
 }
 
 #[cfg(test)]
@@ -634,6 +671,30 @@ mod tests {
     }
 
     #[test]
+    fn schedules_are_cron_expressions_or_off() {
+        let c = Config::load(&sources(&[], &[], None), &no_files).expect("defaults");
+        assert_eq!(c.worker.sweep_schedule.as_deref(), Some("0 */5 * * * *"));
+        let c = Config::load(
+            &sources(
+                &[("DOSSIER_SWEEP_SCHEDULE", "off")],
+                &[],
+                Some("[worker]\nhousekeeping_schedule = \"* * * * * *\"\n"),
+            ),
+            &no_files,
+        )
+        .expect("off and every second");
+        assert_eq!(c.worker.sweep_schedule, None);
+        assert_eq!(c.worker.housekeeping_schedule.as_deref(), Some("* * * * * *"));
+        let err = Config::load(
+            &sources(&[("DOSSIER_SWEEP_SCHEDULE", "every 5 minutes")], &[], None),
+            &no_files,
+        )
+        .expect_err("not cron");
+        assert_eq!(err.key, "DOSSIER_SWEEP_SCHEDULE");
+        assert!(err.to_string().contains("every 5 minutes"), "{err}");
+    }
+
+    #[test]
     fn policy_and_cost_overrides_from_the_file() {
         let text = "[policies.temp]\nexpire_days = 3\n[cost.hot]\nusd_per_gb_month = 0.02\n";
         let c = Config::load(&sources(&[], &[], Some(text)), &no_files).expect("overrides");
@@ -641,23 +702,4 @@ mod tests {
         assert_eq!(c.cost.hot.usd_per_gb_month, 0.02);
         assert_eq!(c.cost.hot.storage_class, "STANDARD");
     }
-}
-
-/// The configuration table of the README, generated from [`KEYS`].
-pub fn markdown_table() -> String {
-    let mut out = String::from("| environment | dossier.toml | default | meaning |\n|---|---|---|---|\n");
-    for key in KEYS {
-        let toml = if key.toml.is_empty() {
-            "—".to_owned()
-        } else {
-            format!("`{}`", key.toml)
-        };
-        let default = key.default.map(|d| format!("`{d}`")).unwrap_or_else(|| "—".to_owned());
-        let secret = if key.secret { " Secret: also `_FILE`." } else { "" };
-        out.push_str(&format!(
-            "| `{}` | {toml} | {default} | {}{secret} |\n",
-            key.env, key.doc
-        ));
-    }
-    out
 }

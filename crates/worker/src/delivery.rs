@@ -202,7 +202,9 @@ impl<C: Clone + Send + Sync + 'static> Delivery<C> {
         // (lock-holding) statements while a stopping worker waits for its tasks, and the bookkeeping writes to the
         // same file. The fleet waits for these before it returns.
         let this = self.clone();
-        self.shared.bookkeeping.spawn(async move { this.settle(delivery, envelope, json, outcome).await });
+        self.shared
+            .bookkeeping
+            .spawn(async move { this.settle(delivery, envelope, json, outcome).await });
     }
 
     /// Records how a run ended: closes, retries, buries or hands back the job.
@@ -215,11 +217,19 @@ impl<C: Clone + Send + Sync + 'static> Delivery<C> {
             Outcome::Succeeded => {
                 tracing::debug!(kind, job_id, attempt, "job completed");
                 if let Some(outbox_id) = envelope.outbox_id {
-                    retrying("closing a completed job", || outbox::complete(db, outbox_id, Utc::now())).await;
+                    retrying("closing a completed job", || {
+                        outbox::complete(db, outbox_id, Utc::now())
+                    })
+                    .await;
                 }
             }
             Outcome::Interrupted => {
-                tracing::info!(kind, job_id, attempt, "job interrupted by shutdown; handed back to the outbox");
+                tracing::info!(
+                    kind,
+                    job_id,
+                    attempt,
+                    "job interrupted by shutdown; handed back to the outbox"
+                );
                 match envelope.outbox_id {
                     Some(outbox_id) => {
                         retrying("handing a job back", || outbox::release(db, outbox_id, &delivery)).await;

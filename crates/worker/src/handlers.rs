@@ -1,18 +1,34 @@
-//! The one registration list: which handler runs each job kind, and the fleet's options from the configuration.
+//! The one registration list: which handler runs each job kind, which kinds run on a schedule, and the fleet's
+//! options from the configuration. `dossier worker`, `dossier demo`, the tests and the benchmarks all build their
+//! fleet here, so they run exactly the same handlers.
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use dossier_core::config::Config;
-use dossier_jobs::{ExpireJob, HousekeepingJob, Job, PrewarmJob, PromoteJob, RestoreJob, SweepJob, TransitionJob};
+use dossier_jobs::{ExpireJob, HousekeepingJob, JobError, PrewarmJob, PromoteJob, RestoreJob, SweepJob, TransitionJob};
 use dossier_lifecycle::Lifecycle;
-use dossier_worker::{Fleet, FleetBuilder, FleetOptions, QueueBackend, RelaySettings};
+
+use crate::queue::{QueueBackend, QueueError, housekeeping};
+use crate::runtime::{Fleet, FleetBuilder, FleetError};
+use crate::{FleetOptions, RelaySettings};
+
+/// Finished jobs removed per housekeeping step (one bounded Redis call or SQLite statement each).
+const HOUSEKEEPING_BATCH: usize = 1000;
 
 /// What every handler gets.
 #[derive(Debug, Clone)]
 pub struct FleetContext {
     pub lifecycle: Lifecycle,
     pub queues: QueueBackend,
+}
+
+/// Why the lifecycle fleet could not be put together.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error("queues: {0}")]
+    Queues(#[from] QueueError),
+    #[error(transparent)]
+    Fleet(#[from] FleetError),
 }
 
 /// Kinds whose handlers arrive with later capabilities (compression, dedup, packs, rendering, export, erasure) are
@@ -28,64 +44,54 @@ pub fn registrations(builder: FleetBuilder<FleetContext>) -> FleetBuilder<FleetC
         .register::<ExpireJob, _, _>(|ctx, e| async move { ctx.lifecycle.run_expire(&e.payload, &e.job_id).await })
         .register::<SweepJob, _, _>(|ctx, e| async move { ctx.lifecycle.run_sweep(&e.payload, &e.job_id).await })
         .register::<HousekeepingJob, _, _>(|ctx, _e| async move {
-            let kinds = [
-                TransitionJob::KIND,
-                PromoteJob::KIND,
-                RestoreJob::KIND,
-                PrewarmJob::KIND,
-                ExpireJob::KIND,
-                SweepJob::KIND,
-                HousekeepingJob::KIND,
-            ];
-            dossier_worker::housekeeping(&ctx.queues, &kinds, 1000)
+            housekeeping(&ctx.queues, dossier_jobs::KINDS, HOUSEKEEPING_BATCH)
                 .await
                 .map(|_| ())
-                .map_err(|e| dossier_jobs::JobError::transient(e.to_string()))
+                .map_err(|e| JobError::transient(e.to_string()))
         })
 }
 
-/// The fleet's options from the configuration and the `worker` flags.
-pub fn options(
-    config: &Config,
-    queues: Option<Vec<String>>,
-    concurrency: Option<usize>,
-    health: Option<SocketAddr>,
-) -> FleetOptions {
-    let w = &config.worker;
-    FleetOptions {
-        queues,
-        concurrency: concurrency.unwrap_or(w.concurrency as usize).max(1),
-        poll_interval: Duration::from_millis(w.poll_interval_ms.max(1)),
-        heartbeat_interval: Duration::from_secs(w.heartbeat_secs),
-        missed_heartbeats: w.missed_heartbeats as usize,
-        shutdown_deadline: Duration::from_secs(w.shutdown_deadline_secs),
-        backoff_scale: w.backoff_scale,
-        relay: Some(RelaySettings {
-            max_waiting: w.relay_max_waiting,
-            redispatch_after: Duration::from_secs(w.relay_redispatch_secs),
-            ..RelaySettings::default()
-        }),
-        health_listen: health,
-        health_stale_after: Duration::from_secs(w.health_stale_secs),
-        ..FleetOptions::default()
+impl FleetOptions {
+    /// The options `dossier worker` runs with, from the configuration (flags override some of them afterwards).
+    pub fn from_config(config: &Config) -> FleetOptions {
+        let w = &config.worker;
+        FleetOptions {
+            concurrency: (w.concurrency as usize).max(1),
+            poll_interval: Duration::from_millis(w.poll_interval_ms.max(1)),
+            heartbeat_interval: Duration::from_secs(w.heartbeat_secs),
+            missed_heartbeats: w.missed_heartbeats as usize,
+            shutdown_deadline: Duration::from_secs(w.shutdown_deadline_secs),
+            backoff_scale: w.backoff_scale,
+            relay: Some(RelaySettings {
+                max_waiting: w.relay_max_waiting,
+                redispatch_after: Duration::from_secs(w.relay_redispatch_secs),
+                ..RelaySettings::default()
+            }),
+            health_stale_after: Duration::from_secs(w.health_stale_secs),
+            ..FleetOptions::default()
+        }
     }
 }
 
-/// Builds the fleet of this process over `lifecycle`'s store.
-pub async fn build(
+/// Builds the lifecycle fleet of this process over `lifecycle`'s store, on the queues the configuration names, with
+/// the sweep and housekeeping on their configured schedules.
+pub async fn lifecycle_fleet(
     config: &Config,
     lifecycle: Lifecycle,
     options: FleetOptions,
-) -> Result<Fleet<FleetContext>, crate::exit::Failure> {
-    let queues = QueueBackend::from_config(config)
-        .await
-        .map_err(|e| crate::exit::Failure::new(crate::exit::UNAVAILABLE, format!("queues: {e}")))?;
+) -> Result<Fleet<FleetContext>, BuildError> {
+    let queues = QueueBackend::from_config(config).await?;
     let db = lifecycle.store.db.conn.clone();
     let ctx = FleetContext {
         lifecycle,
         queues: queues.clone(),
     };
-    registrations(Fleet::builder(ctx, queues, db, options))
-        .build()
-        .map_err(|e| crate::exit::Failure::new(crate::exit::USAGE, e.to_string()))
+    let mut builder = registrations(Fleet::builder(ctx, queues, db, options));
+    if let Some(expression) = &config.worker.sweep_schedule {
+        builder = builder.schedule(expression, SweepJob { as_of: None })?;
+    }
+    if let Some(expression) = &config.worker.housekeeping_schedule {
+        builder = builder.schedule(expression, HousekeepingJob {})?;
+    }
+    Ok(builder.build()?)
 }

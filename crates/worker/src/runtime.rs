@@ -4,7 +4,8 @@
 //! does not recover by itself): the supervisor starts a fresh one under a new name after a backoff, so a Redis
 //! restart or a stall is survived. One [`CancellationToken`] stops everything: workers stop fetching, running jobs
 //! may finish until shortly before `shutdown_deadline`, then are interrupted and handed back to the outbox, and
-//! `run` returns by the deadline.
+//! `run` returns by the deadline. Recurring jobs are enqueued on their cron schedules (see `schedule`), except in
+//! drain mode, which ends once nothing is due.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -28,6 +29,7 @@ use crate::health::{self, Health, QueueHealth, TrackedInterval};
 use crate::names::worker_name;
 use crate::options::FleetOptions;
 use crate::queue::{QueueBackend, RedisQueues, SqliteQueues};
+use crate::schedule::{self, ScheduleSpec};
 
 #[derive(Debug, thiserror::Error)]
 pub enum FleetError {
@@ -35,6 +37,12 @@ pub enum FleetError {
     UnknownQueue(String),
     #[error("job kind {0} is registered twice")]
     DuplicateKind(&'static str),
+    #[error("invalid schedule {expression:?} for {kind} jobs: {message}")]
+    Schedule {
+        kind: &'static str,
+        expression: String,
+        message: String,
+    },
     #[error("cannot listen on {addr} for health checks: {source}")]
     HealthListen {
         addr: std::net::SocketAddr,
@@ -61,17 +69,32 @@ pub struct FleetBuilder<C> {
     db: DatabaseConnection,
     options: FleetOptions,
     jobs: Vec<JobSpec<C>>,
+    schedules: Vec<ScheduleSpec>,
 }
 
 impl<C> std::fmt::Debug for FleetBuilder<C> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("FleetBuilder")
             .field("jobs", &self.jobs)
+            .field("schedules", &self.schedules)
             .finish_non_exhaustive()
     }
 }
 
 impl<C: Clone + Send + Sync + 'static> FleetBuilder<C> {
+    /// Enqueues `job` at every tick of the cron `expression` (with seconds: `0 */5 * * * *` is every five minutes),
+    /// in processes whose fleet works on `J::KIND`. Ticks of many processes at once make one job when `J` has an
+    /// idempotency key.
+    pub fn schedule<J: Job>(mut self, expression: &str, job: J) -> Result<Self, FleetError> {
+        let spec = ScheduleSpec::new(expression, job).map_err(|e| FleetError::Schedule {
+            kind: J::KIND,
+            expression: expression.to_owned(),
+            message: e.to_string(),
+        })?;
+        self.schedules.push(spec);
+        Ok(self)
+    }
+
     /// Registers the handler of job kind `J::KIND`. It gets the context and the decoded envelope (with Dossier's
     /// attempt number) and says whether a failure is worth retrying.
     pub fn register<J, F, Fut>(mut self, handler: F) -> Self
@@ -110,6 +133,12 @@ impl<C: Clone + Send + Sync + 'static> FleetBuilder<C> {
             .map(Arc::new)
             .collect();
         let served: Vec<&'static str> = jobs.iter().map(|spec| spec.kind).collect();
+        let schedules = self
+            .schedules
+            .into_iter()
+            .filter(|spec| served.contains(&spec.kind))
+            .map(Arc::new)
+            .collect();
         let health = Arc::new(Health::new(
             &served,
             self.options.concurrency * self.options.workers_per_queue,
@@ -123,7 +152,12 @@ impl<C: Clone + Send + Sync + 'static> FleetBuilder<C> {
             interrupt: CancellationToken::new(),
             bookkeeping: TaskTracker::new(),
         });
-        Ok(Fleet { shared, jobs, health })
+        Ok(Fleet {
+            shared,
+            jobs,
+            schedules,
+            health,
+        })
     }
 }
 
@@ -131,6 +165,7 @@ impl<C: Clone + Send + Sync + 'static> FleetBuilder<C> {
 pub struct Fleet<C> {
     shared: Arc<Shared<C>>,
     jobs: Vec<Arc<JobSpec<C>>>,
+    schedules: Vec<Arc<ScheduleSpec>>,
     health: Arc<Health>,
 }
 
@@ -151,6 +186,7 @@ impl<C: Clone + Send + Sync + 'static> Fleet<C> {
             db,
             options,
             jobs: Vec::new(),
+            schedules: Vec::new(),
         }
     }
 
@@ -202,6 +238,15 @@ impl<C: Clone + Send + Sync + 'static> Fleet<C> {
             let relay = Relay::new(self.shared.db.clone(), self.shared.queues.clone(), settings.clone());
             background.spawn(relay.run(stop_background.clone()));
         }
+        if !drain {
+            for spec in &self.schedules {
+                background.spawn(schedule::run(
+                    self.shared.db.clone(),
+                    Arc::clone(spec),
+                    stop_background.clone(),
+                ));
+            }
+        }
         if let Some(listener) = listener {
             background.spawn(health::serve(
                 listener,
@@ -241,7 +286,10 @@ impl<C: Clone + Send + Sync + 'static> Fleet<C> {
         }
         let rest = (started + deadline).max(tokio::time::Instant::now() + Duration::from_millis(100));
         self.shared.bookkeeping.close();
-        if tokio::time::timeout_at(rest, self.shared.bookkeeping.wait()).await.is_err() {
+        if tokio::time::timeout_at(rest, self.shared.bookkeeping.wait())
+            .await
+            .is_err()
+        {
             tracing::warn!("shutdown deadline reached with job bookkeeping unfinished; the outbox redispatches");
         }
         if tokio::time::timeout_at(rest, join_all(&mut background)).await.is_err() {
