@@ -88,6 +88,22 @@ impl Dossier {
         d
     }
 
+    /// A single number from this installation's Postgres schema.
+    pub async fn count(&self, sql: &str) -> i64 {
+        use dossier_db::sea_orm::{ConnectionTrait, Statement};
+        let pg = self.pg.as_ref().expect("a fleet installation");
+        let db = dossier_db::Db::connect_postgres(pg.url(), Some(pg.schema()), 1)
+            .await
+            .expect("connect");
+        let row = db
+            .conn
+            .query_one_raw(Statement::from_string(db.backend(), sql))
+            .await
+            .expect(sql)
+            .expect("a row");
+        row.try_get_by_index::<i64>(0).expect("a count")
+    }
+
     pub fn set(&mut self, key: &str, value: &str) {
         self.vars.retain(|(k, _)| k != key);
         self.vars.push((key.to_owned(), value.to_owned()));

@@ -2,5 +2,8 @@
 //! private Redis server) and SQLite directory.
 
 mod attempts;
+mod installation;
+mod operations;
+mod resilience;
 mod shutdown;
 mod support;
