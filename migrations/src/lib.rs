@@ -7,6 +7,7 @@ pub use sea_orm_migration::prelude::*;
 
 mod m20261203_000001_create_tables;
 mod m20261203_000010_lifecycle;
+mod m20261204_000001_storage_efficiency;
 mod m20261210_000001_outbox_delivery;
 
 /// The ordered list of Dossier's migrations.
@@ -20,6 +21,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261203_000001_create_tables::Migration),
             Box::new(m20261210_000001_outbox_delivery::Migration),
             Box::new(m20261203_000010_lifecycle::Migration),
+            Box::new(m20261204_000001_storage_efficiency::Migration),
         ]
     }
 }

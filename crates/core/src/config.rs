@@ -80,6 +80,9 @@ keys! {
     "DOSSIER_BACKOFF_SCALE", "worker.backoff_scale", Some("1.0"), false, "Multiplies every job's retry backoff.";
     "DOSSIER_RELAY_MAX_WAITING", "worker.relay_max_waiting", Some("2000"), false, "The most jobs the outbox relay lets wait in one queue (apalis-redis 1.0 fails above about 8,000).";
     "DOSSIER_RELAY_REDISPATCH_SECS", "worker.relay_redispatch_secs", Some("600"), false, "An open job dispatched longer ago than this is dispatched again (a lost queue loses no work).";
+    "DOSSIER_COMPRESS", "storage.compress", Some("ingest"), false, "LZ4 for content that saves at least the minimum: `ingest` (decided when stored), `job` (by `compress` jobs the sweep plans) or `off`.";
+    "DOSSIER_COMPRESS_MIN_SAVING", "storage.compress_min_saving", Some("0.10"), false, "The fraction LZ4 must save for a blob to be kept compressed; otherwise it stays raw and is not probed again.";
+    "DOSSIER_DELTA_KEYFRAME_EVERY", "storage.delta_keyframe_every", Some("10"), false, "Text versions of one document are stored as zstd deltas against the previous one, whole every this many versions; 0 stores every version whole.";
     "DOSSIER_SWEEP_SCHEDULE", "worker.sweep_schedule", Some("0 */5 * * * *"), false, "When workers enqueue the lifecycle sweep: a cron expression with seconds (`sec min hour day month weekday`), or `off`.";
     "DOSSIER_HOUSEKEEPING_SCHEDULE", "worker.housekeeping_schedule", Some("0 17 * * * *"), false, "When workers enqueue housekeeping (finished job data removed in bounded batches): cron with seconds, or `off`.";
     "DOSSIER_DEDUP_SCOPE", "dedup.scope", Some("user"), false, "`user` (identical bytes shared within one user) or `global`; templates and common sections are always shared.";
@@ -211,6 +214,25 @@ pub struct WorkerConfig {
     pub housekeeping_schedule: Option<String>,
 }
 
+/// When Dossier compresses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CompressMode {
+    /// Decided when a document is stored.
+    Ingest,
+    /// Stored raw, compressed later by `compress` jobs.
+    Job,
+    Off,
+}
+
+/// How bytes are stored: compression and version deltas.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StorageConfig {
+    pub compress: CompressMode,
+    pub compress_min_saving: f64,
+    pub delta_keyframe_every: u32,
+}
+
 /// The whole resolved configuration of one process.
 #[derive(Debug, Clone, Serialize)]
 pub struct Config {
@@ -228,6 +250,7 @@ pub struct Config {
     pub s3: Option<S3Config>,
     pub cache: CacheConfig,
     pub dedup_scope: DedupScope,
+    pub storage: StorageConfig,
     pub lifecycle: LifecycleConfig,
     pub worker: WorkerConfig,
     pub now: Option<DateTime<Utc>>,
@@ -334,7 +357,16 @@ pub fn parse_instant(v: &str) -> Option<DateTime<Utc>> {
     DateTime::parse_from_rfc3339(v).ok().map(|t| t.with_timezone(&Utc))
 }
 
-const TOP_LEVEL: &[&str] = &["policies", "cost", "s3", "cache", "dedup", "lifecycle", "worker"];
+const TOP_LEVEL: &[&str] = &[
+    "policies",
+    "cost",
+    "s3",
+    "cache",
+    "dedup",
+    "storage",
+    "lifecycle",
+    "worker",
+];
 
 fn check_unknown_keys(table: &toml::Table, path: &std::path::Path) -> Result<(), ConfigError> {
     let known: Vec<&str> = KEYS.iter().map(|k| k.toml).filter(|t| !t.is_empty()).collect();
@@ -514,6 +546,20 @@ impl Config {
                 "global" => Some(DedupScope::Global),
                 _ => None,
             })?,
+            storage: StorageConfig {
+                compress: r.required("DOSSIER_COMPRESS", "ingest, job or off", |v| match v {
+                    "ingest" => Some(CompressMode::Ingest),
+                    "job" => Some(CompressMode::Job),
+                    "off" => Some(CompressMode::Off),
+                    _ => None,
+                })?,
+                compress_min_saving: r.required("DOSSIER_COMPRESS_MIN_SAVING", "a fraction from 0 to 1", |v| {
+                    v.parse::<f64>().ok().filter(|n| (0.0..=1.0).contains(n))
+                })?,
+                delta_keyframe_every: r.required("DOSSIER_DELTA_KEYFRAME_EVERY", "a whole number", |v| {
+                    v.parse::<u32>().ok()
+                })?,
+            },
             lifecycle: LifecycleConfig {
                 restore_hours: u64_of("DOSSIER_RESTORE_HOURS")?,
                 restored_days: u64_of("DOSSIER_RESTORED_DAYS")?,

@@ -5,6 +5,7 @@
 //! crash leaves an orphan object for `fsck`, never a row without bytes); deletions write their audit row first and
 //! remove objects only after the rows that needed them are gone.
 
+mod encoding;
 mod error;
 mod open;
 mod stats;
@@ -13,22 +14,24 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use chrono::{DateTime, SubsecRound, Utc};
-use dossier_core::config::DedupScope;
+use dossier_core::config::{DedupScope, StorageConfig};
 use dossier_core::cost::CostModel;
 use dossier_core::ids::{validate_key, validate_user_id};
 use dossier_core::policy::{DocFacts, Policies, Policy};
 use dossier_core::{Clock, FileType, Tier};
 use dossier_db::entity::{access_event, audit_log, blob, file_metadata, lifecycle_log, user};
 use dossier_db::{Db, DbError};
+use dossier_storage::ObjectStore;
 use dossier_storage::cache::HotCache;
 use dossier_storage::layout::{TierLayout, object_key};
-use dossier_storage::{ObjectStore, StorageErrorKind};
 use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseTransaction, DbErr, EntityTrait, QueryFilter, QueryOrder,
     Set, SqlErr, TransactionTrait,
 };
 use serde::Serialize;
+
+use crate::encoding::Encoded;
 use sha2::{Digest, Sha256};
 
 pub use error::DocError;
@@ -126,6 +129,8 @@ pub struct DocumentStore {
     pub dedup: DedupScope,
     /// Documents larger than this never enter the hot cache.
     pub cache_max_object_bytes: u64,
+    /// Compression and version deltas.
+    pub storage: StorageConfig,
 }
 
 /// How often an operation that lost a race (same key or same content stored at once) is tried again.
@@ -259,16 +264,27 @@ impl DocumentStore {
             Some(b) => b.state == blob::LIVE && b.tier.parse::<Tier>().map(|t| t > tier).unwrap_or(false),
         };
         let uid = uuid::Uuid::now_v7().simple().to_string();
-        let new_object = if needs_upload {
-            let key = object_key(req.file_type, tier, sha256, &uid);
-            let bucket = self.layout.bucket(tier).to_owned();
-            self.objects
-                .put(&bucket, &key, req.bytes.clone())
-                .await
-                .map_err(|e| Attempt::Fail(e.into()))?;
-            Some((bucket, key))
+        let encoded = if needs_upload {
+            // New content may be a delta against the previous version; re-homed content is stored whole.
+            let previous = match &existing {
+                None => self.current_blob(req.user, req.key).await.map_err(Attempt::Fail)?,
+                Some(_) => None,
+            };
+            Some(self.encode_new(&req.bytes, previous.as_ref(), tier).await)
         } else {
             None
+        };
+        let new_object = match encoded {
+            Some(encoded) => {
+                let key = object_key(req.file_type, tier, sha256, &uid);
+                let bucket = self.layout.bucket(tier).to_owned();
+                self.objects
+                    .put(&bucket, &key, encoded.bytes.clone())
+                    .await
+                    .map_err(|e| Attempt::Fail(e.into()))?;
+                Some((bucket, key, encoded))
+            }
+            None => None,
         };
 
         let result = self
@@ -286,23 +302,42 @@ impl DocumentStore {
             .await;
         match (&result, &new_object) {
             // Our object is not referenced by any row: remove it rather than leave it to fsck.
-            (Err(_), Some((bucket, key))) => {
+            (Err(_), Some((bucket, key, _))) => {
                 if let Err(e) = self.objects.delete(bucket, key).await {
                     tracing::warn!(error = %e, "could not remove an unreferenced new object; fsck will");
                 }
             }
             // A re-homed blob: its old object is no longer referenced.
-            (Ok(_), Some(_)) => {
+            (Ok((_, released)), Some(_)) => {
                 if let Some(old) = existing.as_ref() {
                     self.cache.evict(&old.uid).await;
                     if let Err(e) = self.objects.delete(&old.bucket, &old.object_key).await {
                         tracing::warn!(error = %e, "could not remove a superseded object; fsck will");
                     }
                 }
+                self.remove_released(released).await;
             }
             _ => {}
         }
-        result
+        result.map(|(outcome, _)| outcome)
+    }
+
+    /// The content of the current version of a user's document, if it has one.
+    async fn current_blob(&self, user: &str, key: &str) -> Result<Option<blob::Model>, DocError> {
+        let current = file_metadata::Entity::find()
+            .filter(file_metadata::Column::UserId.eq(user))
+            .filter(file_metadata::Column::DocKey.eq(key))
+            .filter(file_metadata::Column::IsActive.eq(true))
+            .one(&self.db.conn)
+            .await
+            .map_err(DbError::query("finding the current version"))?;
+        let Some(current) = current else {
+            return Ok(None);
+        };
+        Ok(blob::Entity::find_by_id(current.blob_id)
+            .one(&self.db.conn)
+            .await
+            .map_err(DbError::query("finding the current content"))?)
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -315,9 +350,9 @@ impl DocumentStore {
         scope: &str,
         now: DateTime<Utc>,
         existing: Option<&blob::Model>,
-        new_object: Option<&(String, String)>,
+        new_object: Option<&(String, String, Encoded)>,
         uid: &str,
-    ) -> Result<PutOutcome, Attempt> {
+    ) -> Result<(PutOutcome, Vec<blob::Model>), Attempt> {
         let txn = self
             .db
             .conn
@@ -336,18 +371,37 @@ impl DocumentStore {
         .await
         .map_err(Attempt::db("recording the user"))?;
 
+        let mut released = Vec::new();
         let blob_id = match (existing, new_object) {
-            (None, Some((bucket, key))) => {
+            (None, Some((bucket, key, encoded))) => {
+                if let Some((base_id, _)) = encoded.delta {
+                    // The delta holds a reference on its base: the base outlives every delta built on it.
+                    let held = blob::Entity::update_many()
+                        .col_expr(blob::Column::Refcount, Expr::col(blob::Column::Refcount).add(1))
+                        .filter(blob::Column::Id.eq(base_id))
+                        .filter(blob::Column::State.eq(blob::LIVE))
+                        .exec(&txn)
+                        .await
+                        .map_err(Attempt::db("holding the delta base"))?;
+                    if held.rows_affected != 1 {
+                        return Err(Attempt::Retry(DocError::Conflict(
+                            "the previous version changed concurrently".into(),
+                        )));
+                    }
+                }
                 let inserted = blob::ActiveModel {
                     uid: Set(uid.to_owned()),
                     scope: Set(scope.to_owned()),
                     sha256: Set(sha256.to_owned()),
                     size: Set(size_i64),
-                    stored_size: Set(size_i64),
-                    codec: Set("raw".to_owned()),
+                    stored_size: Set(encoded.bytes.len() as i64),
+                    codec: Set(encoded.codec.as_str().to_owned()),
                     tier: Set(tier.to_string()),
                     bucket: Set(bucket.clone()),
                     object_key: Set(key.clone()),
+                    delta_base_id: Set(encoded.delta.map(|(base, _)| base)),
+                    delta_depth: Set(encoded.delta.map(|(_, depth)| depth).unwrap_or(0)),
+                    codec_checked_at: Set(encoded.checked.then_some(now)),
                     refcount: Set(1),
                     state: Set(blob::LIVE.to_owned()),
                     created_at: Set(now),
@@ -365,13 +419,35 @@ impl DocumentStore {
                     .col_expr(blob::Column::UpdatedAt, Expr::value(now))
                     .filter(blob::Column::Id.eq(old.id))
                     .filter(blob::Column::State.is_in([blob::LIVE, blob::MOVING]));
-                if let Some((bucket, key)) = relocation {
+                if let Some((bucket, key, encoded)) = relocation {
+                    // Re-homed content is stored whole: it no longer needs its delta base.
                     update = update
                         .col_expr(blob::Column::Tier, Expr::value(tier.to_string()))
                         .col_expr(blob::Column::Bucket, Expr::value(bucket.clone()))
                         .col_expr(blob::Column::ObjectKey, Expr::value(key.clone()))
+                        .col_expr(blob::Column::Codec, Expr::value(encoded.codec.as_str()))
+                        .col_expr(blob::Column::StoredSize, Expr::value(encoded.bytes.len() as i64))
+                        .col_expr(blob::Column::DeltaBaseId, Expr::value(Option::<i64>::None))
+                        .col_expr(blob::Column::DeltaDepth, Expr::value(0))
+                        .col_expr(
+                            blob::Column::CodecCheckedAt,
+                            Expr::value(encoded.checked.then_some(now)),
+                        )
                         .filter(blob::Column::State.eq(blob::LIVE))
                         .filter(blob::Column::ObjectKey.eq(old.object_key.clone()));
+                    if let Some(base) = old.delta_base_id {
+                        release_blob(&txn, base, now)
+                            .await
+                            .map_err(Attempt::db("releasing a delta base"))?;
+                        if let Some(b) = blob::Entity::find_by_id(base)
+                            .one(&txn)
+                            .await
+                            .map_err(Attempt::db("reading a delta base"))?
+                            .filter(|b| b.state == blob::DELETING)
+                        {
+                            released.push(b);
+                        }
+                    }
                 }
                 let done = update
                     .exec(&txn)
@@ -463,14 +539,15 @@ impl DocumentStore {
         .map_err(Attempt::db("logging the placement"))?;
 
         txn.commit().await.map_err(Attempt::db("committing the version"))?;
-        Ok(PutOutcome {
+        let outcome = PutOutcome {
             key: req.key.to_owned(),
             version,
             tier,
             sha256: sha256.to_owned(),
             size,
             deduplicated: existing.is_some(),
-        })
+        };
+        Ok((outcome, released))
     }
 
     fn policy_of(&self, file_type: &str) -> &Policy {
@@ -531,24 +608,8 @@ impl DocumentStore {
                 blob.sha256
             )));
         }
-        let bytes = self
-            .objects
-            .get(&blob.bucket, &blob.object_key)
-            .await
-            .map_err(|e| match e.kind {
-                StorageErrorKind::NotFound => DocError::Integrity(format!(
-                    "the object of content {} is missing from the {tier} tier",
-                    blob.sha256
-                )),
-                _ => e.into(),
-            })?;
-        if bytes.len() as i64 != blob.size || sha256_hex(&bytes) != blob.sha256 {
-            tracing::error!(blob = blob.id, tier = %tier, "stored bytes do not match their recorded SHA-256");
-            return Err(DocError::Integrity(format!(
-                "content {} read back with a different hash",
-                blob.sha256
-            )));
-        }
+        let stored = self.fetch_stored(blob).await?;
+        let bytes = self.decode_blob(blob, stored).await?;
         if tier == Tier::Hot && bytes.len() as u64 <= self.cache_max_object_bytes {
             self.cache.put(&blob.uid, bytes.clone()).await;
         }
@@ -720,24 +781,47 @@ impl DocumentStore {
         Ok(released)
     }
 
-    /// Deletes the objects of released blobs, then their rows. A failure leaves the blob `deleting` for `fsck`.
+    /// Deletes the objects of released blobs, then their rows; a delta's row going releases its base, which goes too
+    /// once nothing needs it. A failure leaves the blob `deleting` for `fsck`.
     pub async fn remove_released(&self, released: &[blob::Model]) {
-        for blob in released {
+        let mut pending: Vec<blob::Model> = released.to_vec();
+        while let Some(blob) = pending.pop() {
             self.cache.evict(&blob.uid).await;
-            match self.objects.delete(&blob.bucket, &blob.object_key).await {
-                Ok(()) => {
-                    let gone = blob::Entity::delete_many()
-                        .filter(blob::Column::Id.eq(blob.id))
-                        .filter(blob::Column::State.eq(blob::DELETING))
-                        .exec(&self.db.conn)
-                        .await;
-                    if let Err(e) = gone {
-                        tracing::warn!(blob = blob.id, error = %e, "object removed but its row stays; fsck will finish");
-                    }
+            if let Err(e) = self.objects.delete(&blob.bucket, &blob.object_key).await {
+                tracing::warn!(blob = blob.id, error = %e, "could not remove an object; fsck will retry");
+                continue;
+            }
+            match self.forget_blob(&blob).await {
+                Ok(Some(base)) => pending.push(base),
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::warn!(blob = blob.id, error = %e, "object removed but its row stays; fsck will finish")
                 }
-                Err(e) => tracing::warn!(blob = blob.id, error = %e, "could not remove an object; fsck will retry"),
             }
         }
+    }
+
+    /// Deletes a `deleting` blob's row and releases its delta base, in one transaction; returns the base when that
+    /// was its last reference.
+    async fn forget_blob(&self, blob: &blob::Model) -> Result<Option<blob::Model>, DbErr> {
+        let txn = self.db.conn.begin().await?;
+        let gone = blob::Entity::delete_many()
+            .filter(blob::Column::Id.eq(blob.id))
+            .filter(blob::Column::State.eq(blob::DELETING))
+            .exec(&txn)
+            .await?;
+        let mut base = None;
+        if gone.rows_affected == 1
+            && let Some(base_id) = blob.delta_base_id
+        {
+            release_blob(&txn, base_id, self.now()).await?;
+            base = blob::Entity::find_by_id(base_id)
+                .one(&txn)
+                .await?
+                .filter(|b| b.state == blob::DELETING);
+        }
+        txn.commit().await?;
+        Ok(base)
     }
 }
 

@@ -102,5 +102,6 @@ pub async fn open(config: &Config, clock: Arc<dyn Clock>, setup: Setup) -> Resul
         clock,
         dedup: config.dedup_scope,
         cache_max_object_bytes: config.cache.max_object_bytes,
+        storage: config.storage.clone(),
     })
 }

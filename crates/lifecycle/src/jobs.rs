@@ -1,7 +1,9 @@
 //! The lifecycle's job handlers: one function per job kind this crate carries out, each idempotent, each turning its
 //! outcome into success or a [`JobError`] that says whether to retry.
 
-use dossier_jobs::{ExpireJob, Job, JobError, PrewarmJob, PromoteJob, RestoreJob, SweepJob, TransitionJob};
+use dossier_jobs::{
+    CompressJob, ExpireJob, Job, JobError, PrewarmJob, PromoteJob, RestoreJob, SweepJob, TransitionJob,
+};
 use serde::de::DeserializeOwned;
 
 use crate::Lifecycle;
@@ -39,6 +41,11 @@ impl Lifecycle {
         Ok(())
     }
 
+    pub async fn run_compress(&self, job: &CompressJob, _job_id: &str) -> Result<(), JobError> {
+        self.compress(job.blob_id).await?;
+        Ok(())
+    }
+
     pub async fn run_sweep(&self, _job: &SweepJob, _job_id: &str) -> Result<(), JobError> {
         self.sweep(false).await?;
         Ok(())
@@ -65,6 +72,10 @@ impl Lifecycle {
             },
             ExpireJob::KIND => match decode(kind, payload) {
                 Ok(job) => self.run_expire(&job, job_id).await,
+                Err(e) => Err(e),
+            },
+            CompressJob::KIND => match decode(kind, payload) {
+                Ok(job) => self.run_compress(&job, job_id).await,
                 Err(e) => Err(e),
             },
             SweepJob::KIND => match decode(kind, payload) {

@@ -9,6 +9,7 @@
 //! A blob's states: `live → moving → live` while its bytes change tier (a crash leaves it `moving`, and the re-run of
 //! the same job resumes), `live → deleting` once nothing references it.
 
+mod compress;
 mod error;
 mod fsck;
 mod jobs;
@@ -28,6 +29,7 @@ use dossier_db::entity::lifecycle_log;
 use dossier_documents::DocumentStore;
 use sea_orm::{ActiveModelTrait, ConnectionTrait, Set};
 
+pub use compress::CompressOutcome;
 pub use error::LifecycleError;
 pub use fsck::FsckReport;
 pub use manage::{ApplicationUpdate, ExpireOutcome};

@@ -47,6 +47,8 @@ pub struct SweepReport {
     pub enqueued: u64,
     pub planned: Vec<PlannedWork>,
     pub cache_warmed: u64,
+    /// Raw content never looked at, planned for a `compress` job (`DOSSIER_COMPRESS=job`).
+    pub compressions: u64,
     pub monthly_saving_usd: f64,
 }
 
@@ -227,6 +229,9 @@ impl Lifecycle {
         }
         self.sweep_restores(now, dry_run, report).await?;
         self.sweep_interviews(now, dry_run, report).await?;
+        let (compressions, enqueued) = self.plan_compression(now, dry_run).await?;
+        report.compressions = compressions;
+        report.enqueued += enqueued;
         if !dry_run {
             report.cache_warmed = self.warm_active_users(now).await?;
         }

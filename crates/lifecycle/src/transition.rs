@@ -3,12 +3,16 @@
 //!
 //! A crash anywhere leaves either a re-runnable job (the blob stays `moving`; the re-run copies again to the same
 //! deterministic target key) or an orphan source object that `fsck` removes after its grace period.
+//!
+//! A blob sits in the hottest tier anything needs: the versions referencing it and the deltas built on it (a delta
+//! is read through its base, so the base is never colder than the delta). After a delta moves, its base is
+//! re-homed by the same rule.
 
 use chrono::{DateTime, Utc};
 use dossier_core::{FileType, Tier};
 use dossier_db::DbError;
 use dossier_db::entity::{blob, file_metadata};
-use dossier_documents::{DocError, facts_of, schedule_of, sha256_hex};
+use dossier_documents::{DocError, facts_of, schedule_of};
 use dossier_storage::layout::object_key;
 use sea_orm::sea_query::Expr;
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, TransactionTrait};
@@ -104,19 +108,11 @@ impl Lifecycle {
             .ok_or_else(|| DocError::Integrity(format!("version {file_id} points at missing content")))?;
         let blob_tier: Tier = blob.tier.parse().unwrap_or(Tier::Hot);
 
-        // The blob must sit in the hottest tier any live version referencing it needs.
-        let others: Vec<String> = file_metadata::Entity::find()
-            .filter(file_metadata::Column::BlobId.eq(blob.id))
-            .filter(file_metadata::Column::Id.ne(row.id))
-            .all(&store.db.conn)
-            .await
-            .map_err(DbError::query("finding versions sharing the content"))?
+        // The blob must sit in the hottest tier any live version referencing it, or any delta built on it, needs.
+        let needed = self
+            .tiers_needed(blob.id, Some(row.id))
+            .await?
             .into_iter()
-            .map(|r| r.storage_tier)
-            .collect();
-        let needed = others
-            .iter()
-            .filter_map(|t| t.parse::<Tier>().ok())
             .chain([to])
             .min()
             .unwrap_or(to);
@@ -128,7 +124,7 @@ impl Lifecycle {
 
         let bytes_moved = needed != blob_tier;
         let new_location = if bytes_moved {
-            Some(self.copy_blob(&row, &blob, needed).await?)
+            Some(self.copy_blob(file_type_of(&row), &blob, needed).await?)
         } else {
             None
         };
@@ -205,14 +201,91 @@ impl Lifecycle {
         }
         store.cache.evict(&blob.uid).await;
         tracing::info!(file = row.id, from = %from, to = %to, reason = kind.reason(), bytes_moved, "transition");
+        if bytes_moved && let Some(base) = blob.delta_base_id {
+            self.rehome_chain(base, file_type_of(&row)).await?;
+        }
         Ok(TransitionOutcome::Moved { from, to, bytes_moved })
+    }
+
+    /// The tiers the versions referencing a blob (but `except`) and the deltas built on it sit in.
+    async fn tiers_needed(&self, blob_id: i64, except: Option<i64>) -> Result<Vec<Tier>, LifecycleError> {
+        let conn = &self.store.db.conn;
+        let mut versions = file_metadata::Entity::find().filter(file_metadata::Column::BlobId.eq(blob_id));
+        if let Some(id) = except {
+            versions = versions.filter(file_metadata::Column::Id.ne(id));
+        }
+        let mut tiers: Vec<Tier> = versions
+            .all(conn)
+            .await
+            .map_err(DbError::query("finding versions sharing the content"))?
+            .iter()
+            .filter_map(|r| r.storage_tier.parse().ok())
+            .collect();
+        let dependents = blob::Entity::find()
+            .filter(blob::Column::DeltaBaseId.eq(blob_id))
+            .filter(blob::Column::State.ne(blob::DELETING))
+            .all(conn)
+            .await
+            .map_err(DbError::query("finding the deltas built on the content"))?;
+        tiers.extend(dependents.iter().filter_map(|b| b.tier.parse::<Tier>().ok()));
+        Ok(tiers)
+    }
+
+    /// Moves a blob, and then its own base, and so on up its delta chain, to the hottest tier each one is needed in.
+    /// A base in glacier that is not restored stays where it is (reading its deltas then asks for its restore).
+    async fn rehome_chain(&self, blob_id: i64, file_type: FileType) -> Result<(), LifecycleError> {
+        let store = &self.store;
+        let mut next = Some(blob_id);
+        while let Some(id) = next.take() {
+            let Some(blob) = blob::Entity::find_by_id(id)
+                .one(&store.db.conn)
+                .await
+                .map_err(DbError::query("finding a delta base"))?
+            else {
+                return Ok(());
+            };
+            let current: Tier = blob.tier.parse().unwrap_or(Tier::Hot);
+            let Some(needed) = self.tiers_needed(blob.id, None).await?.into_iter().min() else {
+                return Ok(());
+            };
+            if needed == current || blob.state != blob::LIVE || blob.pack_id.is_some() {
+                return Ok(());
+            }
+            if current == Tier::Glacier && !self.is_restored(&blob, self.now()) {
+                tracing::warn!(blob = blob.id, %needed, "delta base in glacier left in place until restored");
+                return Ok(());
+            }
+            let (bucket, key) = self.copy_blob(file_type, &blob, needed).await?;
+            let done = blob::Entity::update_many()
+                .col_expr(blob::Column::Tier, Expr::value(needed.to_string()))
+                .col_expr(blob::Column::Bucket, Expr::value(bucket))
+                .col_expr(blob::Column::ObjectKey, Expr::value(key))
+                .col_expr(blob::Column::State, Expr::value(blob::LIVE))
+                .col_expr(blob::Column::UpdatedAt, Expr::value(self.now()))
+                .filter(blob::Column::Id.eq(blob.id))
+                .filter(blob::Column::ObjectKey.eq(blob.object_key.clone()))
+                .filter(blob::Column::State.eq(blob::MOVING))
+                .exec(&store.db.conn)
+                .await
+                .map_err(DbError::query("recording a delta base's new location"))?;
+            if done.rows_affected != 1 {
+                return Err(LifecycleError::Busy(format!("content {} moved concurrently", blob.id)));
+            }
+            if let Err(e) = store.objects.delete(&blob.bucket, &blob.object_key).await {
+                tracing::warn!(blob = blob.id, error = %e, "source object left behind; fsck removes it after its grace period");
+            }
+            store.cache.evict(&blob.uid).await;
+            tracing::info!(blob = blob.id, from = %current, to = %needed, "delta base re-homed");
+            next = blob.delta_base_id;
+        }
+        Ok(())
     }
 
     /// Marks the blob `moving`, copies its bytes to `tier` under a key derived from the blob (so a re-run writes the
     /// same object) and verifies size and SHA-256 of the copy.
     async fn copy_blob(
         &self,
-        row: &file_metadata::Model,
+        file_type: FileType,
         blob: &blob::Model,
         tier: Tier,
     ) -> Result<(String, String), LifecycleError> {
@@ -241,7 +314,6 @@ impl Lifecycle {
                 return Err(DocError::Integrity(format!("content {} is {other} and cannot move", blob.id)).into());
             }
         }
-        let file_type: FileType = row.file_type.parse().unwrap_or(FileType::Temp);
         let bucket = store.layout.bucket(tier).to_owned();
         let key = object_key(file_type, tier, &blob.sha256, &blob.uid);
         store
@@ -249,9 +321,14 @@ impl Lifecycle {
             .copy(&blob.bucket, &blob.object_key, &bucket, &key)
             .await?;
         let copied = store.objects.get(&bucket, &key).await?;
-        if copied.len() as i64 != blob.stored_size || (blob.codec == "raw" && sha256_hex(&copied) != blob.sha256) {
+        let verified = if copied.len() as i64 == blob.stored_size {
+            store.verify_content(blob, copied).await
+        } else {
+            Err(format!("{} bytes instead of {}", copied.len(), blob.stored_size))
+        };
+        if let Err(why) = verified {
             let _ = store.objects.delete(&bucket, &key).await;
-            return Err(DocError::Integrity(format!("the copy of content {} did not verify", blob.id)).into());
+            return Err(DocError::Integrity(format!("the copy of content {} did not verify: {why}", blob.id)).into());
         }
         if let Some(pause) = self.pause_after_copy {
             tracing::warn!(
@@ -267,4 +344,8 @@ impl Lifecycle {
     pub fn is_restored(&self, blob: &blob::Model, now: DateTime<Utc>) -> bool {
         blob.restored_until.is_some_and(|until| until > now)
     }
+}
+
+fn file_type_of(row: &file_metadata::Model) -> FileType {
+    row.file_type.parse().unwrap_or(FileType::Temp)
 }

@@ -2,6 +2,9 @@
 //!
 //! States: `live → moving → live` during a tier transition, `live → deleting` once the last reference is gone,
 //! `corrupt` when the bytes failed verification.
+//!
+//! Bytes at rest are `codec`-encoded (`raw`, `lz4`, `zstd`), `stored_size` long; a delta (`delta_base_id` set) is
+//! zstd with the base blob's content as reference, so the base stays at least as hot as every delta built on it.
 
 use sea_orm::entity::prelude::*;
 
@@ -33,6 +36,12 @@ pub struct Model {
     pub refcount: i32,
     pub state: String,
     pub restored_until: Option<DateTimeUtc>,
+    /// When the codec was last decided (at ingest, or by a `compress` job); `None`: never looked at.
+    pub codec_checked_at: Option<DateTimeUtc>,
+    /// 0 for content stored whole; n for a delta whose base is at depth n - 1.
+    pub delta_depth: i32,
+    /// A small blob bound for a packed tier waits here for the next pack of that tier; its bytes stay in `tier`.
+    pub pack_pending_tier: Option<String>,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
 }

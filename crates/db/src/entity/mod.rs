@@ -7,5 +7,6 @@ pub mod file_metadata;
 pub mod job_application;
 pub mod lease;
 pub mod lifecycle_log;
+pub mod pack;
 pub mod restore;
 pub mod user;
