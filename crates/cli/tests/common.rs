@@ -88,13 +88,22 @@ impl Dossier {
         d
     }
 
+    async fn postgres(&self) -> dossier_db::Db {
+        let pg = self.pg.as_ref().expect("a fleet installation");
+        dossier_db::Db::connect_postgres(pg.url(), Some(pg.schema()), 1)
+            .await
+            .expect("connect")
+    }
+
+    /// The Postgres schema of this installation.
+    pub fn schema(&self) -> &str {
+        self.pg.as_ref().expect("a fleet installation").schema()
+    }
+
     /// A single number from this installation's Postgres schema.
     pub async fn count(&self, sql: &str) -> i64 {
         use dossier_db::sea_orm::{ConnectionTrait, Statement};
-        let pg = self.pg.as_ref().expect("a fleet installation");
-        let db = dossier_db::Db::connect_postgres(pg.url(), Some(pg.schema()), 1)
-            .await
-            .expect("connect");
+        let db = self.postgres().await;
         let row = db
             .conn
             .query_one_raw(Statement::from_string(db.backend(), sql))
@@ -102,6 +111,12 @@ impl Dossier {
             .expect(sql)
             .expect("a row");
         row.try_get_by_index::<i64>(0).expect("a count")
+    }
+
+    /// Runs one statement on this installation's Postgres.
+    pub async fn execute(&self, sql: &str) {
+        use dossier_db::sea_orm::ConnectionTrait;
+        self.postgres().await.conn.execute_unprepared(sql).await.expect(sql);
     }
 
     pub fn set(&mut self, key: &str, value: &str) {

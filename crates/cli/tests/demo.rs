@@ -13,6 +13,7 @@ fn counts(report: &serde_json::Value) -> serde_json::Value {
     let mut r = report.clone();
     if let Some(o) = r.as_object_mut() {
         o.remove("latency_ms");
+        o.remove("backend");
     }
     r
 }
@@ -56,6 +57,23 @@ fn demo_runs_two_years_on_the_corpus_the_same_way_twice() {
     assert_eq!(first["checkpoints"].as_array().map(Vec::len), Some(6));
     assert!(first["latency_ms"]["hot"]["p50"].as_f64() < Some(100.0));
     assert_eq!(counts(&first), counts(&second), "two runs, same counts");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn demo_on_the_fleet_counts_what_the_embedded_demo_counts() {
+    let fleet = Dossier::fleet().await;
+    let corpus_dir = corpus().display().to_string();
+    let on_fleet = tokio::task::block_in_place(|| fleet.json(&["demo", "--fleet", "--corpus", &corpus_dir]));
+    fleet
+        .execute(&format!("DROP SCHEMA IF EXISTS \"{}_demo\" CASCADE", fleet.schema()))
+        .await;
+    let embedded = tokio::task::block_in_place(|| demo(&Dossier::embedded()));
+    assert_eq!(
+        counts(&on_fleet),
+        counts(&embedded),
+        "Postgres, Redis and S3 give the embedded counts"
+    );
+    assert!(on_fleet["latency_ms"]["warm"]["p50"].as_f64() < Some(1000.0));
 }
 
 #[test]
