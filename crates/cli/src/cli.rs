@@ -97,8 +97,8 @@ pub enum Command {
         #[arg(long, value_delimiter = ',')]
         queues: Option<Vec<String>>,
         /// Jobs run at once per queue (default DOSSIER_WORKER_CONCURRENCY).
-        #[arg(long)]
-        concurrency: Option<usize>,
+        #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+        concurrency: Option<u32>,
         /// Exit once no job is due (due retries and simulated restores included) and the outbox is empty.
         #[arg(long)]
         drain: bool,

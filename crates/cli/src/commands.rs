@@ -1,7 +1,7 @@
 //! One function per subcommand, each a thin layer over `dossier-documents`.
 
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
+use std::io::{IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -40,11 +40,19 @@ fn load_config(args: &Args) -> Result<Config, Failure> {
     Ok(Config::load(&sources, &|p: &Path| std::fs::read_to_string(p))?)
 }
 
-fn init_logging(config: &Config) {
-    let filter = tracing_subscriber::EnvFilter::try_new(&config.log)
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+/// Long-running commands (worker, demo) log at the configured level; one-shot commands only when asked to, so that a
+/// failure prints exactly one line on stderr.
+fn init_logging(config: &Config, long_running: bool) {
+    let level = if long_running || config.log_explicit {
+        config.log.as_str()
+    } else {
+        "off"
+    };
+    let filter =
+        tracing_subscriber::EnvFilter::try_new(level).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
     if config.log_json {
         builder.json().init();
@@ -68,7 +76,10 @@ fn print_json(value: &impl serde::Serialize) -> Result<(), Failure> {
 
 pub async fn run(args: Args) -> Result<(), Failure> {
     let config = load_config(&args)?;
-    init_logging(&config);
+    init_logging(
+        &config,
+        matches!(args.command, Command::Worker { .. } | Command::Demo { .. }),
+    );
     let clock = clock_of(&config);
     let json = args.json;
     match args.command {
@@ -237,6 +248,7 @@ pub async fn run(args: Args) -> Result<(), Failure> {
             if json {
                 print_json(&json!({ "user": user, "application": id }))
             } else {
+                println!("application {id:?} of {user} recorded");
                 Ok(())
             }
         }
@@ -271,7 +283,7 @@ pub async fn run(args: Args) -> Result<(), Failure> {
             let lifecycle = lifecycle(&config, clock).await?;
             let mut options = dossier_worker::FleetOptions::from_config(&config);
             options.queues = queues;
-            options.concurrency = concurrency.unwrap_or(options.concurrency).max(1);
+            options.concurrency = concurrency.map_or(options.concurrency, |n| n as usize);
             options.health_listen = health_listen;
             let fleet = dossier_worker::lifecycle_fleet(&config, lifecycle, options).await?;
             let shutdown = dossier_worker::CancellationToken::new();
@@ -321,30 +333,39 @@ pub async fn run(args: Args) -> Result<(), Failure> {
                 print_json(&report)?;
             } else {
                 let verb = if dry_run { "would remove" } else { "removed" };
+                let cleared = if dry_run { "would clear" } else { "cleared" };
                 println!(
-                    "{} objects, {} contents checked; {verb} {} orphan(s), {} recent orphan(s) kept, {} missing object(s), {} deletion(s) finished",
+                    "{} objects, {} contents checked; {verb} {} orphan(s), {} recent orphan(s) kept, {} missing object(s), {} corrupt content(s), {cleared} {} corrupt mark(s), {} deletion(s) finished",
                     report.objects_scanned,
                     report.blobs_checked,
                     report.orphans_removed.len(),
                     report.orphans_recent,
                     report.missing.len(),
+                    report.corrupt.len(),
+                    report.corrupt_cleared,
                     report.deletions_finished
                 );
-                for m in &report.missing {
-                    println!(
-                        "missing: {}/{} needed by {}",
-                        m.bucket,
-                        m.object_key,
-                        m.documents.join(", ")
-                    );
+                for (what, findings) in [("missing", &report.missing), ("corrupt", &report.corrupt)] {
+                    for m in findings {
+                        println!(
+                            "{what}: {}/{} needed by {}",
+                            m.bucket,
+                            m.object_key,
+                            m.documents.join(", ")
+                        );
+                    }
                 }
             }
-            if report.missing.is_empty() {
+            if report.missing.is_empty() && report.corrupt.is_empty() {
                 Ok(())
             } else {
                 Err(Failure::new(
                     SOFTWARE,
-                    format!("{} object(s) missing", report.missing.len()),
+                    format!(
+                        "{} object(s) missing, {} content(s) corrupt",
+                        report.missing.len(),
+                        report.corrupt.len()
+                    ),
                 ))
             }
         }
@@ -399,7 +420,7 @@ fn write_whole(path: &Path, bytes: &[u8]) -> Result<(), Failure> {
         .and_then(|()| std::fs::rename(&tmp, path));
     result.map_err(|e| {
         let _ = std::fs::remove_file(&tmp);
-        Failure::new(SOFTWARE, format!("cannot write {}: {e}", path.display()))
+        Failure::new(INVALID, format!("cannot write {}: {e}", path.display()))
     })
 }
 

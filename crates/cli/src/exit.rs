@@ -42,7 +42,7 @@ impl From<DocError> for Failure {
             DocError::NotFound(_) => NOT_FOUND,
             DocError::Conflict(_) => CONFLICT,
             DocError::Restoring { .. } => RESTORING,
-            DocError::Config(_) => USAGE,
+            DocError::Config(_) | DocError::Db(dossier_db::DbError::NotMigrated(_)) => USAGE,
             DocError::Storage(_) => UNAVAILABLE,
             _ if e.is_unavailable() => UNAVAILABLE,
             DocError::Integrity(_) | DocError::Db(_) => SOFTWARE,

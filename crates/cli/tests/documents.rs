@@ -292,6 +292,42 @@ async fn unreachable_backends_exit_6() {
     d.put_expecting(6);
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn a_redis_that_is_down_costs_the_cache_not_the_documents() {
+    let mut d = Dossier::fleet().await;
+    d.set("REDIS_URL", "redis://127.0.0.1:1");
+    tokio::task::block_in_place(|| {
+        d.put("ida", "active_resume", "cv", b"still stored");
+        assert_eq!(d.get("ida", "cv", None), b"still stored");
+    });
+}
+
+#[test]
+fn misconfigured_backends_are_usage_errors_on_one_line() {
+    for (key, value) in [
+        ("REDIS_URL", "garbage"),
+        ("DATABASE_URL", "mysql://x"),
+        ("DOSSIER_HOME", ""),
+    ] {
+        let mut d = Dossier::embedded();
+        d.set(key, value);
+        let out = d.run(&["ls", "--user", "u"]);
+        assert_eq!(out.status.code(), Some(2), "{key}={value}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(stderr.lines().count(), 1, "{stderr}");
+        assert!(stderr.contains(key), "{stderr}");
+        assert!(!stderr.contains("mysql://x"), "no URL is echoed back: {stderr}");
+    }
+    let d = Dossier::embedded();
+    assert_eq!(
+        d.run(&["worker", "--drain", "--concurrency", "0"]).status.code(),
+        Some(2)
+    );
+    let missing = d.run(&["get", "--user", "u", "nothing-here"]);
+    assert_eq!(missing.status.code(), Some(3));
+    assert_eq!(String::from_utf8_lossy(&missing.stderr).lines().count(), 1);
+}
+
 impl Dossier {
     fn put_expecting(&self, code: i32) {
         let input = self.home.path().join("x");
@@ -394,6 +430,18 @@ fn glacier_reads_exit_75_and_start_one_restore() {
         again["job_id"], status["job_id"],
         "asking again starts no second restore"
     );
+
+    // A worker running the restore job before its time leaves the restore owed; once the time has passed the
+    // document reads, with or without another worker run.
+    d.ok(&["worker", "--drain", "--now", "2027-01-01T02:00:00Z"]);
+    let early = d.run(&["get", "--user", "gil", "cv", "--now", "2027-01-01T11:59:59Z"]);
+    assert_eq!(early.status.code(), Some(75));
+    let bytes = d.ok(&["get", "--user", "gil", "cv", "--now", "2027-01-01T12:00:00Z"]);
+    assert_eq!(bytes, b"frozen bytes");
+    assert_eq!(
+        d.ok(&["get", "--user", "gil", "cv", "--now", "2027-01-02T00:00:00Z"]),
+        b"frozen bytes"
+    );
 }
 
 #[test]
@@ -411,6 +459,9 @@ fn legal_holds_block_rm_and_pins_block_policy() {
         Some(0),
         "held documents never expire"
     );
+    let moved = d.run(&["move", "--user", "hil", "held", "--to", "cold"]);
+    assert_eq!(moved.status.code(), Some(5), "a legal hold stops manual moves too");
+    assert_eq!(d.json(&["ls", "--user", "hil"])[0]["tier"], "hot");
     d.ok(&["hold", "--user", "hil", "held", "off"]);
     let plan = d.json(&["sweep", "--dry-run", "--now", "2030-01-01T00:00:00Z"]);
     assert_eq!(plan["planned"][0]["work"], "expire");

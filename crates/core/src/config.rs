@@ -238,6 +238,8 @@ pub struct StorageConfig {
 pub struct Config {
     pub home: PathBuf,
     pub log: String,
+    /// Whether the log filter was set (rather than defaulted).
+    pub log_explicit: bool,
     pub log_json: bool,
     #[serde(skip)]
     pub database_url: Option<String>,
@@ -325,6 +327,19 @@ impl Resolver<'_> {
             Some((v, origin)) => parse(v.trim())
                 .map(Some)
                 .ok_or_else(|| ConfigError::new(env, origin, format!("expected {what}, got {v:?}"))),
+        }
+    }
+
+    /// A URL that must start with one of `schemes` (secrets are never echoed back in the error).
+    fn url(&self, env: &str, schemes: &[&str]) -> Result<Option<String>, ConfigError> {
+        match self.raw(env)? {
+            Some((v, _)) if v.is_empty() => Ok(None),
+            Some((v, origin)) if !schemes.iter().any(|s| v.starts_with(s)) => Err(ConfigError::new(
+                env,
+                origin,
+                format!("expected a URL starting with {}", schemes.join(" or ")),
+            )),
+            other => Ok(other.map(|(v, _)| v)),
         }
     }
 
@@ -520,19 +535,24 @@ impl Config {
         }
 
         Ok(Config {
-            home: PathBuf::from(r.string("DOSSIER_HOME")?.unwrap_or_default()),
+            home: PathBuf::from(r.required("DOSSIER_HOME", "a directory path", |v| {
+                Some(v.to_owned()).filter(|v| !v.is_empty())
+            })?),
             log: r.string("DOSSIER_LOG")?.unwrap_or_default(),
+            log_explicit: r
+                .raw("DOSSIER_LOG")?
+                .is_some_and(|(_, origin)| origin != Origin::Default),
             log_json: r.required("DOSSIER_LOG_FORMAT", "text or json", |v| match v {
                 "text" => Some(false),
                 "json" => Some(true),
                 _ => None,
             })?,
-            database_url: r.string("DATABASE_URL")?,
+            database_url: r.url("DATABASE_URL", &["postgres://", "postgresql://"])?,
             database_schema: schema,
             database_max_connections: r.required("DOSSIER_DB_MAX_CONNECTIONS", "a whole number from 1", |v| {
                 v.parse::<u32>().ok().filter(|n| *n > 0)
             })?,
-            redis_url: r.string("REDIS_URL")?,
+            redis_url: r.url("REDIS_URL", &["redis://", "rediss://", "redis+unix://", "unix://"])?,
             namespace,
             redis_response_timeout_ms: u64_of("DOSSIER_REDIS_RESPONSE_TIMEOUT_MS")?,
             s3,

@@ -23,6 +23,9 @@ pub enum DbError {
     Query { what: String, source: DbErr },
     #[error("cannot create {path}: {source}")]
     Home { path: String, source: std::io::Error },
+    /// The schema is missing or behind the code: an operator's step (`dossier migrate`) is needed.
+    #[error("{0}")]
+    NotMigrated(String),
 }
 
 impl DbError {
@@ -36,7 +39,7 @@ impl DbError {
         match self {
             DbError::Unreachable { .. } => true,
             DbError::Query { source, .. } => matches!(source, DbErr::Conn(_) | DbErr::ConnectionAcquire(_)),
-            DbError::Home { .. } => false,
+            DbError::Home { .. } | DbError::NotMigrated(_) => false,
         }
     }
 }
@@ -121,16 +124,25 @@ impl Db {
 
     /// Fails when migrations are missing, so a fleet process never runs on an old schema.
     pub async fn check_migrated(&self) -> Result<(), DbError> {
-        let pending = Migrator::get_pending_migrations(&self.conn)
-            .await
-            .map_err(DbError::query("reading migrations"))?;
+        let not_migrated = |detail: String| {
+            DbError::NotMigrated(format!(
+                "the database schema is not ready ({detail}): run `dossier migrate`"
+            ))
+        };
+        let pending = match Migrator::get_pending_migrations(&self.conn).await {
+            Ok(pending) => pending,
+            Err(e @ (DbErr::Conn(_) | DbErr::ConnectionAcquire(_))) => {
+                return Err(DbError::Unreachable {
+                    what: "reading migrations".into(),
+                    source: e,
+                });
+            }
+            Err(e) => return Err(not_migrated(e.to_string())),
+        };
         if pending.is_empty() {
             Ok(())
         } else {
-            Err(DbError::Query {
-                what: "checking the schema".into(),
-                source: DbErr::Custom(format!("{} migration(s) pending: run `dossier migrate`", pending.len())),
-            })
+            Err(not_migrated(format!("{} migration(s) pending", pending.len())))
         }
     }
 }

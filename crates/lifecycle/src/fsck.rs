@@ -10,6 +10,7 @@ use std::collections::{HashMap, HashSet};
 use chrono::{DateTime, Duration, Utc};
 use dossier_db::DbError;
 use dossier_db::entity::{blob, file_metadata};
+use sea_orm::sea_query::Expr;
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 use serde::Serialize;
 
@@ -38,11 +39,20 @@ pub struct FsckReport {
     pub missing: Vec<Finding>,
     /// Contents no version references any more whose deletion was interrupted (finished unless dry run).
     pub deletions_finished: u64,
+    /// Contents marked corrupt whose stored bytes still fail verification: reported, never served.
+    pub corrupt: Vec<Finding>,
+    /// Contents marked corrupt whose stored bytes verify again (repaired or restored by an operator): live again
+    /// unless dry run.
+    pub corrupt_cleared: u64,
 }
 
 impl FsckReport {
     pub fn is_clean(&self) -> bool {
-        self.orphans_removed.is_empty() && self.missing.is_empty() && self.deletions_finished == 0
+        self.orphans_removed.is_empty()
+            && self.missing.is_empty()
+            && self.deletions_finished == 0
+            && self.corrupt.is_empty()
+            && self.corrupt_cleared == 0
     }
 }
 
@@ -141,6 +151,43 @@ impl Lifecycle {
                 object_key: b.object_key.clone(),
                 documents,
             });
+        }
+
+        for b in blobs.iter().filter(|b| b.state == blob::CORRUPT) {
+            let verified = match store.objects.get(&b.bucket, &b.object_key).await {
+                Ok(stored) => store.verify_content(b, stored).await,
+                Err(e) => Err(e.to_string()),
+            };
+            match verified {
+                Ok(()) => {
+                    report.corrupt_cleared += 1;
+                    if !dry_run {
+                        blob::Entity::update_many()
+                            .col_expr(blob::Column::State, Expr::value(blob::LIVE))
+                            .filter(blob::Column::Id.eq(b.id))
+                            .filter(blob::Column::State.eq(blob::CORRUPT))
+                            .exec(conn)
+                            .await
+                            .map_err(DbError::query("clearing a corrupt mark"))?;
+                    }
+                }
+                Err(why) => {
+                    tracing::error!(blob = b.id, why, "content still fails verification");
+                    let rows = file_metadata::Entity::find()
+                        .filter(file_metadata::Column::BlobId.eq(b.id))
+                        .all(conn)
+                        .await
+                        .map_err(DbError::query("finding versions of corrupt content"))?;
+                    report.corrupt.push(Finding {
+                        bucket: b.bucket.clone(),
+                        object_key: b.object_key.clone(),
+                        documents: rows
+                            .iter()
+                            .map(|r| format!("{}:{} v{}", r.user_id, r.doc_key, r.version_no))
+                            .collect(),
+                    });
+                }
+            }
         }
 
         report.deletions_finished = deleting.len() as u64;

@@ -196,6 +196,11 @@ impl Lifecycle {
         pin: bool,
     ) -> Result<TransitionOutcome, LifecycleError> {
         let rows = self.versions(user, key).await?;
+        if rows.iter().any(|r| r.legal_hold) {
+            return Err(
+                DocError::Conflict(format!("document {key:?} is under a legal hold: it cannot be moved")).into(),
+            );
+        }
         let current = &rows[0];
         let store = &self.store;
         let mut facts = facts_of(current);

@@ -25,7 +25,12 @@ impl Lifecycle {
             .ok_or_else(|| DocError::Integrity(format!("document {key:?} points at missing content")))?;
         if blob.tier == Tier::Glacier.as_str() && !self.is_restored(&blob, now) {
             let (eta, job_id) = self.request_restore(&row, &blob).await?;
-            return Err(DocError::Restoring { eta, job_id }.into());
+            if eta > now {
+                return Err(DocError::Restoring { eta, job_id }.into());
+            }
+            // The restore time has passed but no job has finished it yet (its job ran early, or none ran since):
+            // finishing it is idempotent, so the reader does not wait for the next sweep.
+            self.complete_restore(blob.id, Some(&job_id)).await?;
         }
         let outcome = store.get(user, key, version).await?;
 

@@ -214,7 +214,8 @@ async fn a_flipped_byte_is_an_integrity_error_and_marks_the_content_corrupt() {
         rows[0].try_get_by_index(0).expect("bucket"),
         rows[0].try_get_by_index(1).expect("key"),
     );
-    let mut bytes = h.lc.store.objects.get(&bucket, &key).await.expect("object").to_vec();
+    let original = h.lc.store.objects.get(&bucket, &key).await.expect("object");
+    let mut bytes = original.to_vec();
     let middle = bytes.len() / 2;
     bytes[middle] ^= 0x40;
     h.lc.store
@@ -236,4 +237,15 @@ async fn a_flipped_byte_is_an_integrity_error_and_marks_the_content_corrupt() {
     assert_eq!(h.count("SELECT COUNT(*) FROM blobs WHERE state = 'corrupt'").await, 1);
     let again = h.lc.read("gus", "cv.json", None).await.expect_err("still corrupt");
     assert!(again.to_string().contains("corrupt"), "{again}");
+
+    let fsck = h.lc.fsck(true).await.expect("fsck");
+    assert_eq!(fsck.corrupt.len(), 1, "fsck reports it: {fsck:?}");
+    assert_eq!(fsck.corrupt[0].documents, ["gus:cv.json v1"]);
+
+    // An operator puts the right bytes back: fsck clears the mark and the document reads again.
+    h.lc.store.objects.put(&bucket, &key, original).await.expect("repair");
+    let fsck = h.lc.fsck(false).await.expect("fsck");
+    assert_eq!((fsck.corrupt.len(), fsck.corrupt_cleared), (0, 1), "{fsck:?}");
+    assert_eq!(read(&h, "gus", "cv.json", None).await, resume_06());
+    assert!(h.lc.fsck(true).await.expect("fsck").is_clean());
 }

@@ -226,7 +226,7 @@ impl Debug for RedisCache {
 }
 
 impl RedisCache {
-    /// Connects (failing if Redis cannot be reached now); later outages only turn into misses.
+    /// A cache on Redis, connected on first use: while Redis cannot be reached every lookup is a miss.
     pub async fn connect(redis: &RedisCacheSettings, settings: CacheSettings) -> Result<Self, StorageError> {
         let client = redis::Client::open(redis.url.as_str()).map_err(|err| {
             StorageError::new(
@@ -238,15 +238,10 @@ impl RedisCache {
         let config = ConnectionManagerConfig::new()
             .set_response_timeout(Some(redis.response_timeout))
             .set_connection_timeout(Some(redis.connection_timeout));
-        let connection = ConnectionManager::new_with_config(client, config)
-            .await
-            .map_err(|err| {
-                StorageError::new(
-                    StorageErrorKind::Transient,
-                    format!("connecting to Redis for the cache: {err}"),
-                )
-                .with_source(err)
-            })?;
+        // Lazy: a Redis that is down at start costs cache misses, never a failed read or write.
+        let connection = ConnectionManager::new_lazy_with_config(client, config).map_err(|err| {
+            StorageError::new(StorageErrorKind::Permanent, format!("the Redis cache: {err}")).with_source(err)
+        })?;
         Ok(Self {
             connection,
             settings,

@@ -147,3 +147,21 @@ async fn redis_failures_are_misses_not_errors() {
     assert_eq!(cache.get("a").await, None);
     cache.evict("a").await;
 }
+
+#[tokio::test]
+async fn a_redis_that_is_down_is_a_cache_that_misses() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
+    let port = listener.local_addr().expect("address").port();
+    drop(listener);
+    let redis = RedisCacheSettings {
+        url: format!("redis://127.0.0.1:{port}"),
+        namespace: "down".to_owned(),
+        ..RedisCacheSettings::default()
+    };
+    let cache = RedisCache::connect(&redis, CacheSettings::default())
+        .await
+        .expect("a cache even while Redis is down");
+    cache.put("a", bytes_of(10, 1)).await;
+    assert_eq!(cache.get("a").await, None);
+    cache.evict("a").await;
+}
