@@ -401,7 +401,8 @@ pub async fn run(base: &Config, corpus_dir: &Path, seed: u64, fleet: bool, json_
     }
     let lifecycle = Lifecycle::new(store, config.lifecycle.clone());
     let mut options = dossier_worker::FleetOptions::from_config(&config);
-    options.concurrency = 16;
+    // One job at a time per queue: jobs on one document never race, so every run counts the same attempts.
+    options.concurrency = 1;
     options.poll_interval = StdDuration::from_millis(10);
     if let Some(relay) = options.relay.as_mut() {
         relay.interval = StdDuration::from_millis(10);
@@ -483,6 +484,8 @@ pub async fn run(base: &Config, corpus_dir: &Path, seed: u64, fleet: bool, json_
             }
         }
         waiting_restores.dedup();
+        // What the reads caused (promotions, restores) settles before the sweep, so every run sees the same state.
+        wait_idle(&lifecycle).await?;
 
         lifecycle.sweep(false).await?;
         wait_idle(&lifecycle).await?;

@@ -14,7 +14,7 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 
 /// The shared corpus, read in place.
 pub fn corpus() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpus")
+    dossier_testkit::corpus_dir()
 }
 
 /// Every corpus file the demo would use: resumes, job postings and PDFs.

@@ -69,7 +69,7 @@ keys! {
     "DOSSIER_PREWARM_LEAD_HOURS", "lifecycle.prewarm_lead_hours", Some("24"), false, "An interview's documents are hot this long before it, plus the restore time of their tier.";
     "DOSSIER_ACTIVE_USER_DAYS", "lifecycle.active_user_days", Some("30"), false, "Users with an application active this recently keep their hot documents cached.";
     "DOSSIER_SWEEP_BATCH", "lifecycle.sweep_batch", Some("1000"), false, "Rows the sweep reads per page.";
-    "DOSSIER_SWEEP_LEASE_SECS", "lifecycle.sweep_lease_secs", Some("300"), false, "How long one sweep holds the fleet-wide sweep lease.";
+    "DOSSIER_SWEEP_LEASE_SECS", "lifecycle.sweep_lease_secs", Some("300"), false, "How long one sweep (and one pack seal or compaction) holds its fleet-wide lease.";
     "DOSSIER_FSCK_GRACE_HOURS", "lifecycle.fsck_grace_hours", Some("24"), false, "Objects no row points to are removed by fsck only after this age.";
     "DOSSIER_WORKER_CONCURRENCY", "worker.concurrency", Some("8"), false, "Jobs one worker runs at once (also `--concurrency`).";
     "DOSSIER_POLL_INTERVAL_MS", "worker.poll_interval_ms", Some("100"), false, "How often an idle worker asks its queue for work.";
@@ -83,6 +83,11 @@ keys! {
     "DOSSIER_COMPRESS", "storage.compress", Some("ingest"), false, "LZ4 for content that saves at least the minimum: `ingest` (decided when stored), `job` (by `compress` jobs the sweep plans) or `off`.";
     "DOSSIER_COMPRESS_MIN_SAVING", "storage.compress_min_saving", Some("0.10"), false, "The fraction LZ4 must save for a blob to be kept compressed; otherwise it stays raw and is not probed again.";
     "DOSSIER_DELTA_KEYFRAME_EVERY", "storage.delta_keyframe_every", Some("10"), false, "Text versions of one document are stored as zstd deltas against the previous one, whole every this many versions; 0 stores every version whole.";
+    "DOSSIER_PACK_TIERS", "storage.pack_tiers", Some("cold,glacier"), false, "Tiers whose small contents are stored in packs (comma separated, or `none`).";
+    "DOSSIER_PACK_MEMBER_MAX_BYTES", "storage.pack_member_max_bytes", Some("131072"), false, "Contents stored smaller than this go into packs in the pack tiers.";
+    "DOSSIER_PACK_TARGET_BYTES", "storage.pack_target_bytes", Some("8388608"), false, "A pack is sealed once this many bytes wait for it.";
+    "DOSSIER_PACK_MAX_WAIT_HOURS", "storage.pack_max_wait_hours", Some("24"), false, "A pack is sealed by the sweep once its oldest member has waited this long, however small.";
+    "DOSSIER_PACK_COMPACT_BELOW", "storage.pack_compact_below", Some("0.5"), false, "A sealed pack whose live bytes fall below this fraction is compacted.";
     "DOSSIER_SWEEP_SCHEDULE", "worker.sweep_schedule", Some("0 */5 * * * *"), false, "When workers enqueue the lifecycle sweep: a cron expression with seconds (`sec min hour day month weekday`), or `off`.";
     "DOSSIER_HOUSEKEEPING_SCHEDULE", "worker.housekeeping_schedule", Some("0 17 * * * *"), false, "When workers enqueue housekeeping (finished job data removed in bounded batches): cron with seconds, or `off`.";
     "DOSSIER_DEDUP_SCOPE", "dedup.scope", Some("user"), false, "`user` (identical bytes shared within one user) or `global`; templates and common sections are always shared.";
@@ -231,6 +236,11 @@ pub struct StorageConfig {
     pub compress: CompressMode,
     pub compress_min_saving: f64,
     pub delta_keyframe_every: u32,
+    pub pack_tiers: Vec<Tier>,
+    pub pack_member_max_bytes: u64,
+    pub pack_target_bytes: u64,
+    pub pack_max_wait_hours: u64,
+    pub pack_compact_below: f64,
 }
 
 /// The whole resolved configuration of one process.
@@ -578,6 +588,20 @@ impl Config {
                 })?,
                 delta_keyframe_every: r.required("DOSSIER_DELTA_KEYFRAME_EVERY", "a whole number", |v| {
                     v.parse::<u32>().ok()
+                })?,
+                pack_tiers: r.required("DOSSIER_PACK_TIERS", "tiers such as cold,glacier, or none", |v| {
+                    if v == "none" {
+                        return Some(Vec::new());
+                    }
+                    v.split(',').map(|t| t.trim().parse::<Tier>().ok()).collect()
+                })?,
+                pack_member_max_bytes: u64_of("DOSSIER_PACK_MEMBER_MAX_BYTES")?,
+                pack_target_bytes: r.required("DOSSIER_PACK_TARGET_BYTES", "a whole number from 1", |v| {
+                    v.parse::<u64>().ok().filter(|n| *n > 0)
+                })?,
+                pack_max_wait_hours: u64_of("DOSSIER_PACK_MAX_WAIT_HOURS")?,
+                pack_compact_below: r.required("DOSSIER_PACK_COMPACT_BELOW", "a fraction from 0 to 1", |v| {
+                    v.parse::<f64>().ok().filter(|n| (0.0..=1.0).contains(n))
                 })?,
             },
             lifecycle: LifecycleConfig {

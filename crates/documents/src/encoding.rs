@@ -154,19 +154,24 @@ impl DocumentStore {
         })
     }
 
-    /// Reads a blob's stored bytes from its tier.
-    pub(crate) async fn fetch_stored(&self, blob: &blob::Model) -> Result<Bytes, DocError> {
+    /// Reads a blob's stored bytes from its tier: its own object, or its range of a pack.
+    pub async fn fetch_stored(&self, blob: &blob::Model) -> Result<Bytes, DocError> {
         let tier: Tier = blob.tier.parse().unwrap_or(Tier::Hot);
-        self.objects
-            .get(&blob.bucket, &blob.object_key)
-            .await
-            .map_err(|e| match e.kind {
-                StorageErrorKind::NotFound => DocError::Integrity(format!(
-                    "the object of content {} is missing from the {tier} tier",
-                    blob.sha256
-                )),
-                _ => e.into(),
-            })
+        let fetched = match (blob.pack_id, blob.pack_offset, blob.pack_length) {
+            (Some(_), Some(offset), Some(length)) => {
+                let start = u64::try_from(offset).unwrap_or_default();
+                let end = start.saturating_add(u64::try_from(length).unwrap_or_default());
+                self.objects.get_range(&blob.bucket, &blob.object_key, start..end).await
+            }
+            _ => self.objects.get(&blob.bucket, &blob.object_key).await,
+        };
+        fetched.map_err(|e| match e.kind {
+            StorageErrorKind::NotFound => DocError::Integrity(format!(
+                "the object of content {} is missing from the {tier} tier",
+                blob.sha256
+            )),
+            _ => e.into(),
+        })
     }
 
     /// Marks a blob whose bytes failed to decode or verify `corrupt`, so it is reported and never served.

@@ -19,7 +19,7 @@ use dossier_core::cost::CostModel;
 use dossier_core::ids::{validate_key, validate_user_id};
 use dossier_core::policy::{DocFacts, Policies, Policy};
 use dossier_core::{Clock, FileType, Tier};
-use dossier_db::entity::{access_event, audit_log, blob, file_metadata, lifecycle_log, user};
+use dossier_db::entity::{access_event, audit_log, blob, file_metadata, lifecycle_log, pack, user};
 use dossier_db::{Db, DbError};
 use dossier_storage::ObjectStore;
 use dossier_storage::cache::HotCache;
@@ -308,14 +308,19 @@ impl DocumentStore {
                 }
             }
             // A re-homed blob: its old object is no longer referenced.
-            (Ok((_, released)), Some(_)) => {
+            (Ok((_, relocated)), Some(_)) => {
                 if let Some(old) = existing.as_ref() {
                     self.cache.evict(&old.uid).await;
-                    if let Err(e) = self.objects.delete(&old.bucket, &old.object_key).await {
+                    if old.pack_id.is_none()
+                        && let Err(e) = self.objects.delete(&old.bucket, &old.object_key).await
+                    {
                         tracing::warn!(error = %e, "could not remove a superseded object; fsck will");
                     }
                 }
-                self.remove_released(released).await;
+                if let Some(pack) = &relocated.emptied {
+                    self.remove_pack(pack).await;
+                }
+                self.remove_released(&relocated.released).await;
             }
             _ => {}
         }
@@ -352,7 +357,7 @@ impl DocumentStore {
         existing: Option<&blob::Model>,
         new_object: Option<&(String, String, Encoded)>,
         uid: &str,
-    ) -> Result<(PutOutcome, Vec<blob::Model>), Attempt> {
+    ) -> Result<(PutOutcome, Relocated), Attempt> {
         let txn = self
             .db
             .conn
@@ -372,6 +377,7 @@ impl DocumentStore {
         .map_err(Attempt::db("recording the user"))?;
 
         let mut released = Vec::new();
+        let mut emptied = None;
         let blob_id = match (existing, new_object) {
             (None, Some((bucket, key, encoded))) => {
                 if let Some((base_id, _)) = encoded.delta {
@@ -402,6 +408,7 @@ impl DocumentStore {
                     delta_base_id: Set(encoded.delta.map(|(base, _)| base)),
                     delta_depth: Set(encoded.delta.map(|(_, depth)| depth).unwrap_or(0)),
                     codec_checked_at: Set(encoded.checked.then_some(now)),
+                    pack_pending_tier: Set(self.packs_into(tier, encoded.bytes.len()).then(|| tier.to_string())),
                     refcount: Set(1),
                     state: Set(blob::LIVE.to_owned()),
                     created_at: Set(now),
@@ -433,8 +440,20 @@ impl DocumentStore {
                             blob::Column::CodecCheckedAt,
                             Expr::value(encoded.checked.then_some(now)),
                         )
+                        .col_expr(blob::Column::PackId, Expr::value(Option::<i64>::None))
+                        .col_expr(blob::Column::PackOffset, Expr::value(Option::<i64>::None))
+                        .col_expr(blob::Column::PackLength, Expr::value(Option::<i64>::None))
+                        .col_expr(
+                            blob::Column::PackPendingTier,
+                            Expr::value(self.packs_into(tier, encoded.bytes.len()).then(|| tier.to_string())),
+                        )
                         .filter(blob::Column::State.eq(blob::LIVE))
                         .filter(blob::Column::ObjectKey.eq(old.object_key.clone()));
+                    if let (Some(pack_id), Some(length)) = (old.pack_id, old.pack_length) {
+                        emptied = release_pack_member(&txn, pack_id, length)
+                            .await
+                            .map_err(Attempt::db("leaving a pack"))?;
+                    }
                     if let Some(base) = old.delta_base_id {
                         release_blob(&txn, base, now)
                             .await
@@ -547,7 +566,7 @@ impl DocumentStore {
             size,
             deduplicated: existing.is_some(),
         };
-        Ok((outcome, released))
+        Ok((outcome, Relocated { released, emptied }))
     }
 
     fn policy_of(&self, file_type: &str) -> &Policy {
@@ -787,13 +806,20 @@ impl DocumentStore {
         let mut pending: Vec<blob::Model> = released.to_vec();
         while let Some(blob) = pending.pop() {
             self.cache.evict(&blob.uid).await;
-            if let Err(e) = self.objects.delete(&blob.bucket, &blob.object_key).await {
+            // A pack member's bytes go with its pack, once the pack has no member left.
+            if blob.pack_id.is_none()
+                && let Err(e) = self.objects.delete(&blob.bucket, &blob.object_key).await
+            {
                 tracing::warn!(blob = blob.id, error = %e, "could not remove an object; fsck will retry");
                 continue;
             }
             match self.forget_blob(&blob).await {
-                Ok(Some(base)) => pending.push(base),
-                Ok(None) => {}
+                Ok((base, emptied)) => {
+                    pending.extend(base);
+                    if let Some(pack) = emptied {
+                        self.remove_pack(&pack).await;
+                    }
+                }
                 Err(e) => {
                     tracing::warn!(blob = blob.id, error = %e, "object removed but its row stays; fsck will finish")
                 }
@@ -801,28 +827,86 @@ impl DocumentStore {
         }
     }
 
-    /// Deletes a `deleting` blob's row and releases its delta base, in one transaction; returns the base when that
-    /// was its last reference.
-    async fn forget_blob(&self, blob: &blob::Model) -> Result<Option<blob::Model>, DbErr> {
+    /// Whether content of `stored_len` bytes at rest in `tier` belongs in a pack.
+    pub fn packs_into(&self, tier: Tier, stored_len: usize) -> bool {
+        self.storage.pack_tiers.contains(&tier) && (stored_len as u64) < self.storage.pack_member_max_bytes
+    }
+
+    /// Removes a pack that no member points into any more: its object, then its row. A failure leaves the row
+    /// `deleted` for `fsck`.
+    pub async fn remove_pack(&self, pack: &pack::Model) {
+        if let Err(e) = self.objects.delete(&pack.bucket, &pack.object_key).await {
+            tracing::warn!(pack = pack.id, error = %e, "could not remove an empty pack; fsck will retry");
+            return;
+        }
+        let gone = pack::Entity::delete_many()
+            .filter(pack::Column::Id.eq(pack.id))
+            .filter(pack::Column::State.eq(pack::DELETED))
+            .exec(&self.db.conn)
+            .await;
+        if let Err(e) = gone {
+            tracing::warn!(pack = pack.id, error = %e, "empty pack removed but its row stays; fsck will finish");
+        }
+    }
+
+    /// Deletes a `deleting` blob's row, releases its delta base and leaves its pack, in one transaction; returns the
+    /// base when that was its last reference, and the pack when that was its last member.
+    async fn forget_blob(&self, blob: &blob::Model) -> Result<(Option<blob::Model>, Option<pack::Model>), DbErr> {
         let txn = self.db.conn.begin().await?;
         let gone = blob::Entity::delete_many()
             .filter(blob::Column::Id.eq(blob.id))
             .filter(blob::Column::State.eq(blob::DELETING))
             .exec(&txn)
             .await?;
-        let mut base = None;
-        if gone.rows_affected == 1
-            && let Some(base_id) = blob.delta_base_id
-        {
-            release_blob(&txn, base_id, self.now()).await?;
-            base = blob::Entity::find_by_id(base_id)
-                .one(&txn)
-                .await?
-                .filter(|b| b.state == blob::DELETING);
+        let (mut base, mut emptied) = (None, None);
+        if gone.rows_affected == 1 {
+            if let Some(base_id) = blob.delta_base_id {
+                release_blob(&txn, base_id, self.now()).await?;
+                base = blob::Entity::find_by_id(base_id)
+                    .one(&txn)
+                    .await?
+                    .filter(|b| b.state == blob::DELETING);
+            }
+            if let (Some(pack_id), Some(length)) = (blob.pack_id, blob.pack_length) {
+                emptied = release_pack_member(&txn, pack_id, length).await?;
+            }
         }
         txn.commit().await?;
-        Ok(base)
+        Ok((base, emptied))
     }
+}
+
+/// What re-homing identical content left to clean up after its transaction: delta bases nothing needs any more, and
+/// a pack it was the last member of.
+struct Relocated {
+    released: Vec<blob::Model>,
+    emptied: Option<pack::Model>,
+}
+
+/// Takes one member of `length` bytes out of a pack inside `txn`; the last one marks the pack `deleted` and returns
+/// it, for [`DocumentStore::remove_pack`] once `txn` commits.
+pub async fn release_pack_member(
+    txn: &DatabaseTransaction,
+    pack_id: i64,
+    length: i64,
+) -> Result<Option<pack::Model>, DbErr> {
+    pack::Entity::update_many()
+        .col_expr(pack::Column::LiveBytes, Expr::col(pack::Column::LiveBytes).sub(length))
+        .col_expr(pack::Column::MemberCount, Expr::col(pack::Column::MemberCount).sub(1))
+        .filter(pack::Column::Id.eq(pack_id))
+        .filter(pack::Column::MemberCount.gt(0))
+        .exec(txn)
+        .await?;
+    pack::Entity::update_many()
+        .col_expr(pack::Column::State, Expr::value(pack::DELETED))
+        .filter(pack::Column::Id.eq(pack_id))
+        .filter(pack::Column::MemberCount.eq(0))
+        .exec(txn)
+        .await?;
+    Ok(pack::Entity::find_by_id(pack_id)
+        .one(txn)
+        .await?
+        .filter(|p| p.state == pack::DELETED))
 }
 
 /// Drops one reference to a blob inside `txn`; the last reference marks it `deleting`.

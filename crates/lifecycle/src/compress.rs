@@ -128,7 +128,7 @@ impl Lifecycle {
     }
 
     /// The file type whose area a blob's objects live in (any version referencing it).
-    async fn file_type_of_blob(&self, blob_id: i64) -> Result<FileType, LifecycleError> {
+    pub(crate) async fn file_type_of_blob(&self, blob_id: i64) -> Result<FileType, LifecycleError> {
         let row = file_metadata::Entity::find()
             .filter(file_metadata::Column::BlobId.eq(blob_id))
             .one(&self.store.db.conn)

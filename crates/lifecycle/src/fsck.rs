@@ -9,7 +9,7 @@ use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Duration, Utc};
 use dossier_db::DbError;
-use dossier_db::entity::{blob, file_metadata};
+use dossier_db::entity::{blob, file_metadata, pack};
 use sea_orm::sea_query::Expr;
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 use serde::Serialize;
@@ -86,6 +86,15 @@ impl Lifecycle {
         report.blobs_checked = blobs.len() as u64;
         let mut deleting = Vec::new();
         let mut referenced: HashSet<(String, String)> = HashSet::new();
+        // A pack's object is referenced while its row is not `deleted` (members point into it, or it is compacting).
+        for p in pack::Entity::find()
+            .filter(pack::Column::State.ne(pack::DELETED))
+            .all(conn)
+            .await
+            .map_err(DbError::query("reading packs"))?
+        {
+            referenced.insert((p.bucket, p.object_key));
+        }
         let mut by_uid: HashMap<String, &blob::Model> = HashMap::new();
         for b in &blobs {
             by_uid.insert(b.uid.clone(), b);
@@ -154,7 +163,7 @@ impl Lifecycle {
         }
 
         for b in blobs.iter().filter(|b| b.state == blob::CORRUPT) {
-            let verified = match store.objects.get(&b.bucket, &b.object_key).await {
+            let verified = match store.fetch_stored(b).await {
                 Ok(stored) => store.verify_content(b, stored).await,
                 Err(e) => Err(e.to_string()),
             };
@@ -190,9 +199,18 @@ impl Lifecycle {
             }
         }
 
-        report.deletions_finished = deleting.len() as u64;
+        // Packs emptied whose object could not be removed then.
+        let empty_packs = pack::Entity::find()
+            .filter(pack::Column::State.eq(pack::DELETED))
+            .all(conn)
+            .await
+            .map_err(DbError::query("reading emptied packs"))?;
+        report.deletions_finished = (deleting.len() + empty_packs.len()) as u64;
         if !dry_run {
             store.remove_released(&deleting).await;
+            for p in &empty_packs {
+                store.remove_pack(p).await;
+            }
         }
         Ok(report)
     }

@@ -2,7 +2,7 @@
 //! outcome into success or a [`JobError`] that says whether to retry.
 
 use dossier_jobs::{
-    CompressJob, ExpireJob, Job, JobError, PrewarmJob, PromoteJob, RestoreJob, SweepJob, TransitionJob,
+    CompressJob, ExpireJob, Job, JobError, PackCompactJob, PrewarmJob, PromoteJob, RestoreJob, SweepJob, TransitionJob,
 };
 use serde::de::DeserializeOwned;
 
@@ -46,6 +46,11 @@ impl Lifecycle {
         Ok(())
     }
 
+    pub async fn run_pack_compact(&self, job: &PackCompactJob, _job_id: &str) -> Result<(), JobError> {
+        self.compact_pack(job.pack_id).await?;
+        Ok(())
+    }
+
     pub async fn run_sweep(&self, _job: &SweepJob, _job_id: &str) -> Result<(), JobError> {
         self.sweep(false).await?;
         Ok(())
@@ -76,6 +81,10 @@ impl Lifecycle {
             },
             CompressJob::KIND => match decode(kind, payload) {
                 Ok(job) => self.run_compress(&job, job_id).await,
+                Err(e) => Err(e),
+            },
+            PackCompactJob::KIND => match decode(kind, payload) {
+                Ok(job) => self.run_pack_compact(&job, job_id).await,
                 Err(e) => Err(e),
             },
             SweepJob::KIND => match decode(kind, payload) {

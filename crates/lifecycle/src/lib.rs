@@ -14,6 +14,7 @@ mod error;
 mod fsck;
 mod jobs;
 mod manage;
+mod pack;
 mod read;
 mod restore;
 mod sweep;
@@ -33,6 +34,7 @@ pub use compress::CompressOutcome;
 pub use error::LifecycleError;
 pub use fsck::FsckReport;
 pub use manage::{ApplicationUpdate, ExpireOutcome};
+pub use pack::CompactOutcome;
 pub use restore::RestoreOutcome;
 pub use sweep::{PlannedWork, SweepReport, due_page};
 pub use transition::{MoveKind, TransitionOutcome};
@@ -45,6 +47,8 @@ pub struct Lifecycle {
     /// Test-only: sleep between the copy and the database update of a transition, so that a test can kill the worker
     /// there (`DOSSIER_TEST_PAUSE_AFTER_COPY_MS`).
     pub pause_after_copy: Option<Duration>,
+    /// Test-only: a named point where the process aborts (`DOSSIER_TEST_FAILPOINT`), for crash tests.
+    pub failpoint: Option<String>,
 }
 
 impl Lifecycle {
@@ -57,6 +61,7 @@ impl Lifecycle {
             store,
             config,
             pause_after_copy,
+            failpoint: std::env::var("DOSSIER_TEST_FAILPOINT").ok(),
         }
     }
 

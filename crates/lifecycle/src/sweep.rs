@@ -49,6 +49,10 @@ pub struct SweepReport {
     pub cache_warmed: u64,
     /// Raw content never looked at, planned for a `compress` job (`DOSSIER_COMPRESS=job`).
     pub compressions: u64,
+    /// Packs written for contents that waited long enough (or filled one).
+    pub packs_sealed: u64,
+    /// Mostly dead packs planned for a `pack_compact` job.
+    pub compactions: u64,
     pub monthly_saving_usd: f64,
 }
 
@@ -156,6 +160,10 @@ impl Lifecycle {
         dry_run: bool,
         report: &mut SweepReport,
     ) -> Result<(), LifecycleError> {
+        // Packs first: what waited since earlier sweeps is sealed before this sweep's own jobs start moving contents.
+        if !dry_run {
+            report.packs_sealed = self.seal_due_packs(now).await?;
+        }
         let conn = &self.store.db.conn;
         let batch = self.config.sweep_batch;
         let mut after: Option<(DateTime<Utc>, i64)> = None;
@@ -231,6 +239,9 @@ impl Lifecycle {
         self.sweep_interviews(now, dry_run, report).await?;
         let (compressions, enqueued) = self.plan_compression(now, dry_run).await?;
         report.compressions = compressions;
+        report.enqueued += enqueued;
+        let (compactions, enqueued) = self.plan_compactions(now, dry_run).await?;
+        report.compactions = compactions;
         report.enqueued += enqueued;
         if !dry_run {
             report.cache_warmed = self.warm_active_users(now).await?;

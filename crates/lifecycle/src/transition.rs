@@ -12,7 +12,7 @@ use chrono::{DateTime, Utc};
 use dossier_core::{FileType, Tier};
 use dossier_db::DbError;
 use dossier_db::entity::{blob, file_metadata};
-use dossier_documents::{DocError, facts_of, schedule_of};
+use dossier_documents::{DocError, facts_of, release_pack_member, schedule_of};
 use dossier_storage::layout::object_key;
 use sea_orm::sea_query::Expr;
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, TransactionTrait};
@@ -122,7 +122,9 @@ impl Lifecycle {
             return Ok(TransitionOutcome::Restoring { eta, job_id });
         }
 
-        let bytes_moved = needed != blob_tier;
+        // Small contents bound for a pack tier wait for the next pack there; their bytes stay put until it is sealed.
+        let pack_wait = needed != blob_tier && store.packs_into(needed, usize::try_from(blob.stored_size).unwrap_or(0));
+        let bytes_moved = needed != blob_tier && !pack_wait;
         let new_location = if bytes_moved {
             Some(self.copy_blob(file_type_of(&row), &blob, needed).await?)
         } else {
@@ -135,11 +137,16 @@ impl Lifecycle {
             .begin()
             .await
             .map_err(DbError::query("starting a transaction"))?;
+        let mut emptied_pack = None;
         if let Some((bucket, key)) = &new_location {
             let done = blob::Entity::update_many()
                 .col_expr(blob::Column::Tier, Expr::value(needed.to_string()))
                 .col_expr(blob::Column::Bucket, Expr::value(bucket.clone()))
                 .col_expr(blob::Column::ObjectKey, Expr::value(key.clone()))
+                .col_expr(blob::Column::PackId, Expr::value(Option::<i64>::None))
+                .col_expr(blob::Column::PackOffset, Expr::value(Option::<i64>::None))
+                .col_expr(blob::Column::PackLength, Expr::value(Option::<i64>::None))
+                .col_expr(blob::Column::PackPendingTier, Expr::value(Option::<String>::None))
                 .col_expr(blob::Column::State, Expr::value(blob::LIVE))
                 .col_expr(blob::Column::UpdatedAt, Expr::value(now))
                 .filter(blob::Column::Id.eq(blob.id))
@@ -151,6 +158,27 @@ impl Lifecycle {
             if done.rows_affected != 1 {
                 return Err(LifecycleError::Busy(format!(
                     "content of version {file_id} moved concurrently"
+                )));
+            }
+            if let (Some(pack_id), Some(length)) = (blob.pack_id, blob.pack_length) {
+                emptied_pack = release_pack_member(&txn, pack_id, length)
+                    .await
+                    .map_err(DbError::query("leaving the pack"))?;
+            }
+        } else if pack_wait || blob.pack_pending_tier.is_some() {
+            let pending = pack_wait.then(|| needed.to_string());
+            let done = blob::Entity::update_many()
+                .col_expr(blob::Column::PackPendingTier, Expr::value(pending))
+                .col_expr(blob::Column::UpdatedAt, Expr::value(now))
+                .filter(blob::Column::Id.eq(blob.id))
+                .filter(blob::Column::ObjectKey.eq(blob.object_key.clone()))
+                .filter(blob::Column::State.eq(blob::LIVE))
+                .exec(&txn)
+                .await
+                .map_err(DbError::query("recording the pack the content waits for"))?;
+            if done.rows_affected != 1 {
+                return Err(LifecycleError::Busy(format!(
+                    "content of version {file_id} changed concurrently"
                 )));
             }
         }
@@ -195,9 +223,13 @@ impl Lifecycle {
             .map_err(DbError::query("committing the transition"))?;
 
         if new_location.is_some()
+            && blob.pack_id.is_none()
             && let Err(e) = store.objects.delete(&blob.bucket, &blob.object_key).await
         {
             tracing::warn!(blob = blob.id, error = %e, "source object left behind; fsck removes it after its grace period");
+        }
+        if let Some(pack) = &emptied_pack {
+            store.remove_pack(pack).await;
         }
         store.cache.evict(&blob.uid).await;
         tracing::info!(file = row.id, from = %from, to = %to, reason = kind.reason(), bytes_moved, "transition");
@@ -233,8 +265,9 @@ impl Lifecycle {
 
     /// Moves a blob, and then its own base, and so on up its delta chain, to the hottest tier each one is needed in.
     /// A base in glacier that is not restored stays where it is (reading its deltas then asks for its restore).
-    async fn rehome_chain(&self, blob_id: i64, file_type: FileType) -> Result<(), LifecycleError> {
+    pub(crate) async fn rehome_chain(&self, blob_id: i64, file_type: FileType) -> Result<(), LifecycleError> {
         let store = &self.store;
+        let now = self.now();
         let mut next = Some(blob_id);
         while let Some(id) = next.take() {
             let Some(blob) = blob::Entity::find_by_id(id)
@@ -248,31 +281,67 @@ impl Lifecycle {
             let Some(needed) = self.tiers_needed(blob.id, None).await?.into_iter().min() else {
                 return Ok(());
             };
-            if needed == current || blob.state != blob::LIVE || blob.pack_id.is_some() {
+            if needed == current || blob.state != blob::LIVE {
                 return Ok(());
             }
-            if current == Tier::Glacier && !self.is_restored(&blob, self.now()) {
+            if current == Tier::Glacier && !self.is_restored(&blob, now) {
                 tracing::warn!(blob = blob.id, %needed, "delta base in glacier left in place until restored");
                 return Ok(());
             }
+            if store.packs_into(needed, usize::try_from(blob.stored_size).unwrap_or(0)) {
+                // It joins the next pack of that tier; sealing re-homes its own base in turn.
+                blob::Entity::update_many()
+                    .col_expr(blob::Column::PackPendingTier, Expr::value(needed.as_str()))
+                    .col_expr(blob::Column::UpdatedAt, Expr::value(now))
+                    .filter(blob::Column::Id.eq(blob.id))
+                    .filter(blob::Column::State.eq(blob::LIVE))
+                    .exec(&store.db.conn)
+                    .await
+                    .map_err(DbError::query("marking a delta base for a pack"))?;
+                return Ok(());
+            }
             let (bucket, key) = self.copy_blob(file_type, &blob, needed).await?;
+            let txn = store
+                .db
+                .conn
+                .begin()
+                .await
+                .map_err(DbError::query("starting a transaction"))?;
             let done = blob::Entity::update_many()
                 .col_expr(blob::Column::Tier, Expr::value(needed.to_string()))
                 .col_expr(blob::Column::Bucket, Expr::value(bucket))
                 .col_expr(blob::Column::ObjectKey, Expr::value(key))
+                .col_expr(blob::Column::PackId, Expr::value(Option::<i64>::None))
+                .col_expr(blob::Column::PackOffset, Expr::value(Option::<i64>::None))
+                .col_expr(blob::Column::PackLength, Expr::value(Option::<i64>::None))
+                .col_expr(blob::Column::PackPendingTier, Expr::value(Option::<String>::None))
                 .col_expr(blob::Column::State, Expr::value(blob::LIVE))
-                .col_expr(blob::Column::UpdatedAt, Expr::value(self.now()))
+                .col_expr(blob::Column::UpdatedAt, Expr::value(now))
                 .filter(blob::Column::Id.eq(blob.id))
                 .filter(blob::Column::ObjectKey.eq(blob.object_key.clone()))
                 .filter(blob::Column::State.eq(blob::MOVING))
-                .exec(&store.db.conn)
+                .exec(&txn)
                 .await
                 .map_err(DbError::query("recording a delta base's new location"))?;
             if done.rows_affected != 1 {
                 return Err(LifecycleError::Busy(format!("content {} moved concurrently", blob.id)));
             }
-            if let Err(e) = store.objects.delete(&blob.bucket, &blob.object_key).await {
+            let emptied = match (blob.pack_id, blob.pack_length) {
+                (Some(pack_id), Some(length)) => release_pack_member(&txn, pack_id, length)
+                    .await
+                    .map_err(DbError::query("leaving the pack"))?,
+                _ => None,
+            };
+            txn.commit()
+                .await
+                .map_err(DbError::query("committing a delta base's move"))?;
+            if blob.pack_id.is_none()
+                && let Err(e) = store.objects.delete(&blob.bucket, &blob.object_key).await
+            {
                 tracing::warn!(blob = blob.id, error = %e, "source object left behind; fsck removes it after its grace period");
+            }
+            if let Some(pack) = &emptied {
+                store.remove_pack(pack).await;
             }
             store.cache.evict(&blob.uid).await;
             tracing::info!(blob = blob.id, from = %current, to = %needed, "delta base re-homed");
@@ -316,10 +385,16 @@ impl Lifecycle {
         }
         let bucket = store.layout.bucket(tier).to_owned();
         let key = object_key(file_type, tier, &blob.sha256, &blob.uid);
-        store
-            .objects
-            .copy(&blob.bucket, &blob.object_key, &bucket, &key)
-            .await?;
+        if blob.pack_id.is_some() {
+            // A pack member leaves by its range; the pack stays for its other members.
+            let stored = store.fetch_stored(blob).await?;
+            store.objects.put(&bucket, &key, stored).await?;
+        } else {
+            store
+                .objects
+                .copy(&blob.bucket, &blob.object_key, &bucket, &key)
+                .await?;
+        }
         let copied = store.objects.get(&bucket, &key).await?;
         let verified = if copied.len() as i64 == blob.stored_size {
             store.verify_content(blob, copied).await

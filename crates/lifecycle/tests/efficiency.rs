@@ -10,12 +10,12 @@ use dossier_lifecycle::LifecycleError;
 use harness::Harness;
 
 fn corpus(path: &str) -> Vec<u8> {
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpus");
+    let root = dossier_testkit::corpus_dir();
     std::fs::read(root.join(path)).unwrap_or_else(|e| panic!("corpus file {path}: {e}"))
 }
 
 fn resume_06() -> Vec<u8> {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpus/resumes");
+    let dir = dossier_testkit::corpus_dir().join("resumes");
     let name = std::fs::read_dir(&dir)
         .expect("resumes")
         .flatten()
@@ -62,7 +62,7 @@ async fn read(h: &Harness, user: &str, key: &str, version: Option<i32>) -> Vec<u
 }
 
 async fn small_edits_cost_a_small_delta(fleet: bool) {
-    let h = Harness::new(fleet, "2026-01-01T10:00:00Z", &[]).await;
+    let h = Harness::new(fleet, "2026-01-01T10:00:00Z", &[("DOSSIER_PACK_MAX_WAIT_HOURS", "0")]).await;
     let v1 = resume_06();
     let v2 = edited(&v1);
     h.put("cho", "resume.json", FileType::ActiveResume, None, &v1).await;
@@ -99,10 +99,17 @@ async fn small_edits_cost_a_small_delta(fleet: bool) {
     assert_eq!(read(&h, "cho", "resume.json", None).await, v2);
     assert_eq!(read(&h, "cho", "resume.json", Some(1)).await, v1);
 
-    // When the delta goes cold too, the base follows.
+    // When the delta goes cold too, it waits for a cold pack, which the next sweep seals; its base follows into the
+    // next one.
     h.set_now("2026-07-01T00:00:00Z");
     h.sweep_and_run().await;
-    assert_eq!(h.objects().await, harness::only(Tier::Cold, 2));
+    h.sweep_and_run().await;
+    assert_eq!(
+        h.objects().await,
+        harness::only(Tier::Cold, 2),
+        "two packs, no loose object"
+    );
+    assert_eq!(h.count("SELECT COUNT(*) FROM blobs WHERE pack_id IS NOT NULL").await, 2);
     assert_eq!(read(&h, "cho", "resume.json", Some(1)).await, v1);
     assert_eq!(read(&h, "cho", "resume.json", None).await, v2);
     let fsck = h.lc.fsck(true).await.expect("fsck");
@@ -248,4 +255,109 @@ async fn a_flipped_byte_is_an_integrity_error_and_marks_the_content_corrupt() {
     assert_eq!((fsck.corrupt.len(), fsck.corrupt_cleared), (0, 1), "{fsck:?}");
     assert_eq!(read(&h, "gus", "cv.json", None).await, resume_06());
     assert!(h.lc.fsck(true).await.expect("fsck").is_clean());
+}
+
+async fn packs(fleet: bool) {
+    let h = Harness::new(fleet, "2026-01-01T10:00:00Z", &[("DOSSIER_PACK_MAX_WAIT_HOURS", "24")]).await;
+    let record = |i: usize| format!("{{\"consent\":\"recorded\",\"n\":{i}}}").into_bytes();
+    for i in 0..20 {
+        h.put(
+            "kai",
+            &format!("consent-{i}"),
+            FileType::ComplianceRecord,
+            None,
+            &record(i),
+        )
+        .await;
+    }
+    assert_eq!(h.objects().await[&Tier::Cold], 20, "each waits in an object of its own");
+    let report = h.lc.sweep(false).await.expect("sweep");
+    assert_eq!(report.packs_sealed, 0, "not before the oldest has waited its day");
+
+    h.set_now("2026-01-02T10:00:00Z");
+    let report = h.lc.sweep(false).await.expect("sweep");
+    assert_eq!(report.packs_sealed, 1);
+    assert_eq!(
+        h.objects().await,
+        harness::only(Tier::Cold, 1),
+        "twenty contents, one object"
+    );
+    for i in 0..20 {
+        assert_eq!(read(&h, "kai", &format!("consent-{i}"), None).await, record(i));
+    }
+
+    // Deleting members never loses a neighbour; once most of the pack is dead it is compacted.
+    for i in 0..15 {
+        h.lc.store
+            .delete("kai", &format!("consent-{i}"), "test")
+            .await
+            .expect("rm");
+    }
+    assert_eq!(read(&h, "kai", "consent-15", None).await, record(15));
+    let report = h.lc.sweep(false).await.expect("sweep");
+    assert_eq!(report.compactions, 1);
+    assert_eq!(h.run_jobs().await, 1);
+    assert_eq!(h.objects().await, harness::only(Tier::Cold, 1), "the old pack went");
+    assert_eq!(h.count("SELECT COUNT(*) FROM packs").await, 1);
+    assert_eq!(h.count("SELECT CAST(member_count AS BIGINT) FROM packs").await, 5);
+    for i in 15..20 {
+        assert_eq!(read(&h, "kai", &format!("consent-{i}"), None).await, record(i));
+    }
+    let fsck = h.lc.fsck(true).await.expect("fsck");
+    assert!(fsck.is_clean(), "{fsck:?}");
+
+    for i in 15..20 {
+        h.lc.store
+            .delete("kai", &format!("consent-{i}"), "test")
+            .await
+            .expect("rm");
+    }
+    assert_eq!(
+        h.objects().await,
+        harness::only(Tier::Cold, 0),
+        "an empty pack is removed"
+    );
+    assert_eq!(h.count("SELECT COUNT(*) FROM packs").await, 0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn small_contents_share_a_pack_embedded() {
+    packs(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn small_contents_share_a_pack_on_the_fleet() {
+    packs(true).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_resume_ages_through_cold_and_glacier_packs() {
+    let h = Harness::new(false, "2026-01-01T10:00:00Z", &[("DOSSIER_PACK_MAX_WAIT_HOURS", "0")]).await;
+    let cv = resume_06();
+    h.put("lea", "cv.json", FileType::ActiveResume, None, &cv).await;
+    for day in ["2026-02-01T00:00:00Z", "2026-07-01T00:00:00Z"] {
+        h.set_now(day);
+        h.sweep_and_run().await;
+    }
+    h.sweep_and_run().await;
+    assert_eq!(h.tier_of("lea", "cv.json").await, Tier::Cold);
+    assert_eq!(h.objects().await, harness::only(Tier::Cold, 1));
+    assert_eq!(read(&h, "lea", "cv.json", None).await, cv);
+
+    h.set_now("2027-01-02T00:00:00Z");
+    h.sweep_and_run().await;
+    h.sweep_and_run().await;
+    assert_eq!(
+        h.objects().await,
+        harness::only(Tier::Glacier, 1),
+        "out of the cold pack into a glacier one"
+    );
+    assert!(
+        h.lc.read("lea", "cv.json", None).await.is_err(),
+        "glacier needs a restore"
+    );
+    h.set_now("2027-01-02T12:00:00Z");
+    assert_eq!(read(&h, "lea", "cv.json", None).await, cv);
+    let fsck = h.lc.fsck(true).await.expect("fsck");
+    assert!(fsck.is_clean(), "{fsck:?}");
 }

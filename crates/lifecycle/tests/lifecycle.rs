@@ -9,7 +9,8 @@ use dossier_lifecycle::{ApplicationUpdate, LifecycleError};
 use harness::{Harness, at, only};
 
 async fn full_life(fleet: bool) {
-    let h = Harness::new(fleet, "2026-01-01T10:00:00Z", &[]).await;
+    // One object per content, so each move is visible in the buckets (packs have a test of their own).
+    let h = Harness::new(fleet, "2026-01-01T10:00:00Z", &[("DOSSIER_PACK_TIERS", "none")]).await;
     let bytes = b"{\"basics\":{\"name\":\"Ada\"}}";
     h.put("ada", "cv.json", FileType::ActiveResume, None, bytes).await;
     assert_eq!(h.objects().await, only(Tier::Hot, 1));
@@ -181,7 +182,7 @@ async fn a_legal_hold_blocks_expiry_and_deletion() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_pin_keeps_a_document_where_it_was_moved() {
-    let h = Harness::new(false, "2026-01-01T10:00:00Z", &[]).await;
+    let h = Harness::new(false, "2026-01-01T10:00:00Z", &[("DOSSIER_PACK_TIERS", "none")]).await;
     h.put("fay", "cv", FileType::ActiveResume, None, b"pinned").await;
     h.lc.move_document("fay", "cv", Tier::Cold, true).await.expect("move");
     assert_eq!(h.tier_of("fay", "cv").await, Tier::Cold);

@@ -402,7 +402,7 @@ fn zstd_corrupt(message: impl Into<String>) -> CodecError {
 mod tests {
     use super::*;
 
-    use std::path::{Path, PathBuf};
+    use std::path::PathBuf;
     use std::process::Command;
 
     use lz4_flex::frame::{BlockMode, BlockSize};
@@ -410,7 +410,7 @@ mod tests {
     const RESUME_06: &str = "06-senior-engineer.jsonresume-schema-1.3.1.json";
 
     fn corpus_dir() -> PathBuf {
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpus")
+        dossier_testkit::corpus_dir()
     }
 
     /// Every corpus file of one folder with the given extension, sorted, read in place.

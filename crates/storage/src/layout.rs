@@ -58,6 +58,13 @@ pub fn object_key(file_type: FileType, tier: Tier, sha256_hex: &str, blob_uid: &
     format!("{area}{fan_out}/{sha256_hex}.{blob_uid}", area = file_type.area(tier))
 }
 
+/// The object key of one pack: `{tier}/packs/{uid[0..2]}/pack.{uid}` (the uid last, as in blob keys, so `fsck` can
+/// tell its age).
+pub fn pack_key(tier: Tier, pack_uid: &str) -> String {
+    let fan_out = pack_uid.get(..2).unwrap_or(pack_uid);
+    format!("{tier}/packs/{fan_out}/pack.{pack_uid}")
+}
+
 /// The tier named by a key's first segment (`"cold/archive/…"` → `Cold`), or `None` for a key Dossier did not write.
 pub fn tier_of_key(key: &str) -> Option<Tier> {
     let (first, _) = key.split_once('/')?;
@@ -100,6 +107,13 @@ mod tests {
                 assert_eq!(tier_of_key(&object_key(file_type, tier, SHA, "u")), Some(tier));
             }
         }
+    }
+
+    #[test]
+    fn pack_keys_name_their_tier_and_end_with_the_uid() {
+        let key = pack_key(Tier::Cold, "0190f3c2abcd");
+        assert_eq!(key, "cold/packs/01/pack.0190f3c2abcd");
+        assert_eq!(tier_of_key(&key), Some(Tier::Cold));
     }
 
     #[test]

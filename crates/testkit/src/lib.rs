@@ -23,6 +23,19 @@ pub fn unique_name(prefix: &str) -> String {
     format!("{prefix}-{}", random_suffix())
 }
 
+/// The shared corpus (`shared/corpus` beside the checkout), read in place: `DOSSIER_CORPUS` when set, else the first
+/// `shared/corpus` found walking up from this crate, so a clone anywhere next to `shared/` finds it.
+pub fn corpus_dir() -> std::path::PathBuf {
+    if let Some(dir) = std::env::var_os("DOSSIER_CORPUS") {
+        return dir.into();
+    }
+    let here = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    here.ancestors()
+        .map(|a| a.join("shared/corpus"))
+        .find(|c| c.join("resumes").is_dir())
+        .unwrap_or_else(|| panic!("no shared/corpus above {}: set DOSSIER_CORPUS", here.display()))
+}
+
 /// An `http://127.0.0.1:PORT` endpoint where nothing listens: connecting is refused.
 pub fn closed_port_endpoint() -> String {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a free local port");

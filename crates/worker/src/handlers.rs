@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use dossier_core::config::Config;
 use dossier_jobs::{
-    CompressJob, ExpireJob, HousekeepingJob, JobError, PrewarmJob, PromoteJob, RestoreJob, SweepJob, TransitionJob,
+    CompressJob, ExpireJob, HousekeepingJob, JobError, PackCompactJob, PrewarmJob, PromoteJob, RestoreJob, SweepJob,
+    TransitionJob,
 };
 use dossier_lifecycle::Lifecycle;
 
@@ -33,7 +34,7 @@ pub enum BuildError {
     Fleet(#[from] FleetError),
 }
 
-/// Kinds whose handlers arrive with later capabilities (dedup, packs, rendering, export, erasure) are not registered: their jobs wait in the outbox for a worker that has them.
+/// Kinds whose handlers arrive with later capabilities (dedup, rendering, export, erasure) are not registered: their jobs wait in the outbox for a worker that has them.
 pub fn registrations(builder: FleetBuilder<FleetContext>) -> FleetBuilder<FleetContext> {
     builder
         .register::<TransitionJob, _, _>(
@@ -44,6 +45,9 @@ pub fn registrations(builder: FleetBuilder<FleetContext>) -> FleetBuilder<FleetC
         .register::<PrewarmJob, _, _>(|ctx, e| async move { ctx.lifecycle.run_prewarm(&e.payload, &e.job_id).await })
         .register::<ExpireJob, _, _>(|ctx, e| async move { ctx.lifecycle.run_expire(&e.payload, &e.job_id).await })
         .register::<CompressJob, _, _>(|ctx, e| async move { ctx.lifecycle.run_compress(&e.payload, &e.job_id).await })
+        .register::<PackCompactJob, _, _>(|ctx, e| async move {
+            ctx.lifecycle.run_pack_compact(&e.payload, &e.job_id).await
+        })
         .register::<SweepJob, _, _>(|ctx, e| async move { ctx.lifecycle.run_sweep(&e.payload, &e.job_id).await })
         .register::<HousekeepingJob, _, _>(|ctx, _e| async move {
             housekeeping(&ctx.queues, dossier_jobs::KINDS, HOUSEKEEPING_BATCH)

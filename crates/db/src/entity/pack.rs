@@ -20,7 +20,7 @@ pub struct Model {
     pub bucket: String,
     pub object_key: String,
     pub state: String,
-    /// The pack object's size.
+    /// Bytes of members when it was sealed (the object adds its index and trailer).
     pub sealed_size: i64,
     /// Bytes of members still referenced.
     pub live_bytes: i64,
