@@ -11,11 +11,11 @@
 use chrono::{DateTime, Utc};
 use dossier_core::{FileType, Tier};
 use dossier_db::DbError;
-use dossier_db::entity::{blob, file_metadata};
+use dossier_db::entity::{blob, file_metadata, pack};
 use dossier_documents::{DocError, facts_of, release_pack_member, schedule_of};
 use dossier_storage::layout::object_key;
 use sea_orm::sea_query::Expr;
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, TransactionTrait};
+use sea_orm::{ColumnTrait, DatabaseTransaction, EntityTrait, QueryFilter, TransactionTrait};
 use serde::Serialize;
 
 use crate::{Lifecycle, LifecycleError, LogEntry, log};
@@ -139,32 +139,7 @@ impl Lifecycle {
             .map_err(DbError::query("starting a transaction"))?;
         let mut emptied_pack = None;
         if let Some((bucket, key)) = &new_location {
-            let done = blob::Entity::update_many()
-                .col_expr(blob::Column::Tier, Expr::value(needed.to_string()))
-                .col_expr(blob::Column::Bucket, Expr::value(bucket.clone()))
-                .col_expr(blob::Column::ObjectKey, Expr::value(key.clone()))
-                .col_expr(blob::Column::PackId, Expr::value(Option::<i64>::None))
-                .col_expr(blob::Column::PackOffset, Expr::value(Option::<i64>::None))
-                .col_expr(blob::Column::PackLength, Expr::value(Option::<i64>::None))
-                .col_expr(blob::Column::PackPendingTier, Expr::value(Option::<String>::None))
-                .col_expr(blob::Column::State, Expr::value(blob::LIVE))
-                .col_expr(blob::Column::UpdatedAt, Expr::value(now))
-                .filter(blob::Column::Id.eq(blob.id))
-                .filter(blob::Column::ObjectKey.eq(blob.object_key.clone()))
-                .filter(blob::Column::State.eq(blob::MOVING))
-                .exec(&txn)
-                .await
-                .map_err(DbError::query("recording the new location"))?;
-            if done.rows_affected != 1 {
-                return Err(LifecycleError::Busy(format!(
-                    "content of version {file_id} moved concurrently"
-                )));
-            }
-            if let (Some(pack_id), Some(length)) = (blob.pack_id, blob.pack_length) {
-                emptied_pack = release_pack_member(&txn, pack_id, length)
-                    .await
-                    .map_err(DbError::query("leaving the pack"))?;
-            }
+            emptied_pack = self.relocate(&txn, &blob, needed, bucket, key, now).await?;
         } else if pack_wait || blob.pack_pending_tier.is_some() {
             let pending = pack_wait.then(|| needed.to_string());
             let done = blob::Entity::update_many()
@@ -307,31 +282,7 @@ impl Lifecycle {
                 .begin()
                 .await
                 .map_err(DbError::query("starting a transaction"))?;
-            let done = blob::Entity::update_many()
-                .col_expr(blob::Column::Tier, Expr::value(needed.to_string()))
-                .col_expr(blob::Column::Bucket, Expr::value(bucket))
-                .col_expr(blob::Column::ObjectKey, Expr::value(key))
-                .col_expr(blob::Column::PackId, Expr::value(Option::<i64>::None))
-                .col_expr(blob::Column::PackOffset, Expr::value(Option::<i64>::None))
-                .col_expr(blob::Column::PackLength, Expr::value(Option::<i64>::None))
-                .col_expr(blob::Column::PackPendingTier, Expr::value(Option::<String>::None))
-                .col_expr(blob::Column::State, Expr::value(blob::LIVE))
-                .col_expr(blob::Column::UpdatedAt, Expr::value(now))
-                .filter(blob::Column::Id.eq(blob.id))
-                .filter(blob::Column::ObjectKey.eq(blob.object_key.clone()))
-                .filter(blob::Column::State.eq(blob::MOVING))
-                .exec(&txn)
-                .await
-                .map_err(DbError::query("recording a delta base's new location"))?;
-            if done.rows_affected != 1 {
-                return Err(LifecycleError::Busy(format!("content {} moved concurrently", blob.id)));
-            }
-            let emptied = match (blob.pack_id, blob.pack_length) {
-                (Some(pack_id), Some(length)) => release_pack_member(&txn, pack_id, length)
-                    .await
-                    .map_err(DbError::query("leaving the pack"))?,
-                _ => None,
-            };
+            let emptied = self.relocate(&txn, &blob, needed, &bucket, &key, now).await?;
             txn.commit()
                 .await
                 .map_err(DbError::query("committing a delta base's move"))?;
@@ -348,6 +299,44 @@ impl Lifecycle {
             next = blob.delta_base_id;
         }
         Ok(())
+    }
+
+    /// Inside `txn`, points a `moving` blob at its verified copy in `tier` (compare-and-set on its old location) and
+    /// takes it out of the pack it was in; returns that pack when it was the last member.
+    async fn relocate(
+        &self,
+        txn: &DatabaseTransaction,
+        blob: &blob::Model,
+        tier: Tier,
+        bucket: &str,
+        key: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<pack::Model>, LifecycleError> {
+        let done = blob::Entity::update_many()
+            .col_expr(blob::Column::Tier, Expr::value(tier.to_string()))
+            .col_expr(blob::Column::Bucket, Expr::value(bucket))
+            .col_expr(blob::Column::ObjectKey, Expr::value(key))
+            .col_expr(blob::Column::PackId, Expr::value(Option::<i64>::None))
+            .col_expr(blob::Column::PackOffset, Expr::value(Option::<i64>::None))
+            .col_expr(blob::Column::PackLength, Expr::value(Option::<i64>::None))
+            .col_expr(blob::Column::PackPendingTier, Expr::value(Option::<String>::None))
+            .col_expr(blob::Column::State, Expr::value(blob::LIVE))
+            .col_expr(blob::Column::UpdatedAt, Expr::value(now))
+            .filter(blob::Column::Id.eq(blob.id))
+            .filter(blob::Column::ObjectKey.eq(blob.object_key.clone()))
+            .filter(blob::Column::State.eq(blob::MOVING))
+            .exec(txn)
+            .await
+            .map_err(DbError::query("recording the new location"))?;
+        if done.rows_affected != 1 {
+            return Err(LifecycleError::Busy(format!("content {} moved concurrently", blob.id)));
+        }
+        Ok(match (blob.pack_id, blob.pack_length) {
+            (Some(pack_id), Some(length)) => release_pack_member(txn, pack_id, length)
+                .await
+                .map_err(DbError::query("leaving the pack"))?,
+            _ => None,
+        })
     }
 
     /// Marks the blob `moving`, copies its bytes to `tier` under a key derived from the blob (so a re-run writes the
