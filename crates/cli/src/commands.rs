@@ -214,8 +214,8 @@ pub async fn run(args: Args) -> Result<(), Failure> {
             Ok(())
         }
         Command::Rm { user, key } => {
-            let store = open(&config, clock).await?;
-            let versions = store.delete(&user, &key, "request").await?;
+            let lifecycle = lifecycle(&config, clock).await?;
+            let versions = lifecycle.delete(&user, &key, "request").await?;
             if json {
                 print_json(&json!({ "key": key, "versions_deleted": versions }))
             } else {

@@ -495,3 +495,25 @@ fn legal_holds_block_rm_and_pins_block_policy() {
         "2027-01-01T09:00:00+01:00",
     ]);
 }
+
+#[test]
+fn removing_the_hottest_reference_lets_shared_bytes_cool() {
+    let mut d = Dossier::embedded();
+    d.set("DOSSIER_PACK_TIERS", "none");
+    let bytes = b"the same signed consent, kept twice";
+    d.put("jon", "active_resume", "draft", bytes);
+    d.put("jon", "compliance_record", "consent", bytes);
+    let hot = d.json(&["stats", "--user", "jon"]);
+    assert_eq!(
+        hot["tiers"]["hot"]["objects"], 1,
+        "one shared copy, as hot as the draft needs: {hot}"
+    );
+    d.ok(&["rm", "--user", "jon", "draft"]);
+    let cooled = d.json(&["stats", "--user", "jon"]);
+    assert_eq!(cooled["tiers"]["hot"]["objects"], 0, "{cooled}");
+    assert_eq!(
+        cooled["tiers"]["cold"]["objects"], 1,
+        "the compliance record alone needs only cold: {cooled}"
+    );
+    assert_eq!(d.get("jon", "consent", None), bytes);
+}

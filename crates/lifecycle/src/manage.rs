@@ -85,8 +85,27 @@ impl Lifecycle {
         };
         log(&store.db.conn, entry, now).await?;
         store.remove_released(&released).await;
+        self.rehome_after_delete(&[row.blob_id]).await?;
         tracing::info!(file = row.id, "expired");
         Ok(ExpireOutcome::Expired)
+    }
+
+    /// Deletes every version of a user's document (audited, as [`dossier_documents::DocumentStore::delete`]); content
+    /// still shared with other documents then moves to the hottest tier those still need.
+    pub async fn delete(&self, user: &str, key: &str, reason: &str) -> Result<usize, LifecycleError> {
+        let rows = self.versions(user, key).await?;
+        let blobs: Vec<i64> = rows.iter().map(|r| r.blob_id).collect();
+        let deleted = self.store.delete(user, key, reason).await?;
+        self.rehome_after_delete(&blobs).await?;
+        Ok(deleted)
+    }
+
+    async fn rehome_after_delete(&self, blob_ids: &[i64]) -> Result<(), LifecycleError> {
+        for blob_id in blob_ids {
+            let file_type = self.file_type_of_blob(*blob_id).await?;
+            self.rehome_chain(*blob_id, file_type).await?;
+        }
+        Ok(())
     }
 
     /// Brings a warm or cold version read often back to hot.
