@@ -8,7 +8,7 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use sea_orm::{ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, TransactionTrait, Value};
+use sea_orm::{ConnectionTrait, DatabaseConnection, TransactionTrait, Value};
 
 use crate::error::ProducerError;
 use crate::sql::statement;
@@ -22,23 +22,9 @@ pub enum Claim {
     Skip,
 }
 
-/// A transaction for bookkeeping that need not wait for its commit to reach disk (Postgres `synchronous_commit =
-/// off`; SQLite is unchanged). A database crash may then forget the last milliseconds of claims and completions,
-/// which only means a job runs once more, and every handler is idempotent; the handlers' own effects are committed
-/// durably in their own transactions. It spares each job two disk flushes.
-async fn relaxed(conn: &DatabaseConnection) -> Result<DatabaseTransaction, ProducerError> {
-    let txn = conn.begin().await.map_err(ProducerError::db("starting a transaction"))?;
-    if txn.get_database_backend() == DbBackend::Postgres {
-        txn.execute_unprepared("SET LOCAL synchronous_commit TO OFF")
-            .await
-            .map_err(ProducerError::db("relaxing the commit"))?;
-    }
-    Ok(txn)
-}
-
 /// Takes the row for `delivery` for `hold` (the job's timeout and a margin).
-pub async fn claim(
-    conn: &DatabaseConnection,
+pub async fn claim<C: ConnectionTrait>(
+    conn: &C,
     outbox_id: i64,
     delivery: &str,
     now: DateTime<Utc>,
@@ -51,12 +37,10 @@ pub async fn claim(
          AND (claimed_by IS NULL OR claimed_by = $1 OR claimed_until < $4) RETURNING attempts",
         [delivery.into(), until.into(), outbox_id.into(), now.into()],
     );
-    let txn = relaxed(conn).await?;
-    let row = txn
+    let row = conn
         .query_one_raw(update)
         .await
         .map_err(ProducerError::db("claiming an outbox row"))?;
-    txn.commit().await.map_err(ProducerError::db("claiming an outbox row"))?;
     match row {
         Some(row) => {
             let attempts: i32 = row
@@ -71,19 +55,15 @@ pub async fn claim(
 }
 
 /// Closes the row of a completed job and releases its idempotency key. False when it was closed already.
-pub async fn complete(conn: &DatabaseConnection, outbox_id: i64, now: DateTime<Utc>) -> Result<bool, ProducerError> {
+pub async fn complete<C: ConnectionTrait>(conn: &C, outbox_id: i64, now: DateTime<Utc>) -> Result<bool, ProducerError> {
     let update = statement(
         conn.get_database_backend(),
         "UPDATE outbox SET completed_at = $1, idempotency_key = NULL, claimed_by = NULL, claimed_until = NULL \
          WHERE id = $2 AND completed_at IS NULL",
         [now.into(), outbox_id.into()],
     );
-    let txn = relaxed(conn).await?;
-    let done = txn
+    let done = conn
         .execute_raw(update)
-        .await
-        .map_err(ProducerError::db("closing a completed job's outbox row"))?;
-    txn.commit()
         .await
         .map_err(ProducerError::db("closing a completed job's outbox row"))?;
     Ok(done.rows_affected() > 0)
