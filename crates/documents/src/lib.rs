@@ -310,15 +310,7 @@ impl DocumentStore {
             // A re-homed blob: its old object is no longer referenced.
             (Ok((_, relocated)), Some(_)) => {
                 if let Some(old) = existing.as_ref() {
-                    self.cache.evict(&old.uid).await;
-                    if old.pack_id.is_none()
-                        && let Err(e) = self.objects.delete(&old.bucket, &old.object_key).await
-                    {
-                        tracing::warn!(error = %e, "could not remove a superseded object; fsck will");
-                    }
-                }
-                if let Some(pack) = &relocated.emptied {
-                    self.remove_pack(pack).await;
+                    self.vacate(old, relocated.emptied.as_ref()).await;
                 }
                 self.remove_released(&relocated.released).await;
             }
@@ -830,6 +822,21 @@ impl DocumentStore {
     /// Whether content of `stored_len` bytes at rest in `tier` belongs in a pack.
     pub fn packs_into(&self, tier: Tier, stored_len: usize) -> bool {
         self.storage.pack_tiers.contains(&tier) && (stored_len as u64) < self.storage.pack_member_max_bytes
+    }
+
+    /// Cleans up where a blob's bytes were, once the database points elsewhere: its own object is deleted (a pack
+    /// member's bytes stay with the pack), a pack it was the last member of is removed, and its cache entry goes.
+    /// A failure leaves an orphan for `fsck`.
+    pub async fn vacate(&self, old: &blob::Model, emptied: Option<&pack::Model>) {
+        if old.pack_id.is_none()
+            && let Err(e) = self.objects.delete(&old.bucket, &old.object_key).await
+        {
+            tracing::warn!(blob = old.id, error = %e, "old object left behind; fsck removes it after its grace period");
+        }
+        if let Some(pack) = emptied {
+            self.remove_pack(pack).await;
+        }
+        self.cache.evict(&old.uid).await;
     }
 
     /// Removes a pack that no member points into any more: its object, then its row. A failure leaves the row

@@ -109,10 +109,7 @@ impl Lifecycle {
                 blob.id
             )));
         }
-        if let Err(e) = store.objects.delete(&blob.bucket, &blob.object_key).await {
-            tracing::warn!(blob = blob.id, error = %e, "raw object left behind; fsck removes it after its grace period");
-        }
-        store.cache.evict(&blob.uid).await;
+        store.vacate(&blob, None).await;
         tracing::info!(blob = blob.id, size = blob.size, stored_size, "content compressed");
         Ok(CompressOutcome::Compressed { stored_size })
     }

@@ -236,12 +236,7 @@ impl Lifecycle {
         txn.commit().await.map_err(DbError::query("committing the pack"))?;
 
         for b in &joined {
-            store.cache.evict(&b.uid).await;
-            if b.pack_id.is_none()
-                && let Err(e) = store.objects.delete(&b.bucket, &b.object_key).await
-            {
-                tracing::warn!(blob = b.id, error = %e, "packed content's old object left behind; fsck removes it");
-            }
+            store.vacate(b, None).await;
         }
         for p in &emptied {
             store.remove_pack(p).await;

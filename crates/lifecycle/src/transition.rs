@@ -197,16 +197,11 @@ impl Lifecycle {
             .await
             .map_err(DbError::query("committing the transition"))?;
 
-        if new_location.is_some()
-            && blob.pack_id.is_none()
-            && let Err(e) = store.objects.delete(&blob.bucket, &blob.object_key).await
-        {
-            tracing::warn!(blob = blob.id, error = %e, "source object left behind; fsck removes it after its grace period");
+        if new_location.is_some() {
+            store.vacate(&blob, emptied_pack.as_ref()).await;
+        } else {
+            store.cache.evict(&blob.uid).await;
         }
-        if let Some(pack) = &emptied_pack {
-            store.remove_pack(pack).await;
-        }
-        store.cache.evict(&blob.uid).await;
         tracing::info!(file = row.id, from = %from, to = %to, reason = kind.reason(), bytes_moved, "transition");
         if bytes_moved && let Some(base) = blob.delta_base_id {
             self.rehome_chain(base, file_type_of(&row)).await?;
@@ -286,15 +281,7 @@ impl Lifecycle {
             txn.commit()
                 .await
                 .map_err(DbError::query("committing a delta base's move"))?;
-            if blob.pack_id.is_none()
-                && let Err(e) = store.objects.delete(&blob.bucket, &blob.object_key).await
-            {
-                tracing::warn!(blob = blob.id, error = %e, "source object left behind; fsck removes it after its grace period");
-            }
-            if let Some(pack) = &emptied {
-                store.remove_pack(pack).await;
-            }
-            store.cache.evict(&blob.uid).await;
+            store.vacate(&blob, emptied.as_ref()).await;
             tracing::info!(blob = blob.id, from = %current, to = %needed, "delta base re-homed");
             next = blob.delta_base_id;
         }
