@@ -66,16 +66,9 @@ impl Dossier {
         let pg = PgSchema::create().await;
         let redis = RedisNamespace::new();
         let s3 = S3Server::start().await;
-        d.vars.extend([
-            ("DATABASE_URL".to_owned(), pg.url().to_owned()),
-            ("DOSSIER_DB_SCHEMA".to_owned(), pg.schema().to_owned()),
-            ("REDIS_URL".to_owned(), redis.url().to_owned()),
-            ("DOSSIER_NAMESPACE".to_owned(), redis.name().to_owned()),
-            ("DOSSIER_S3_ENDPOINT".to_owned(), s3.endpoint()),
-            ("DOSSIER_S3_BUCKET_PREFIX".to_owned(), unique_name("b")),
-            ("DOSSIER_S3_ACCESS_KEY_ID".to_owned(), s3.access_key().to_owned()),
-            ("DOSSIER_S3_SECRET_ACCESS_KEY".to_owned(), s3.secret_key().to_owned()),
-        ]);
+        d.vars.extend(pg.env());
+        d.vars.extend(redis.env());
+        d.vars.extend(s3.env(&unique_name("b")));
         d.pg = Some(pg);
         d.redis = Some(redis);
         d.s3 = Some(s3);

@@ -36,6 +36,14 @@ impl PgSchema {
     pub fn schema(&self) -> &str {
         &self.schema
     }
+
+    /// The configuration that points Dossier at this schema (`DATABASE_URL`, `DOSSIER_DB_SCHEMA`).
+    pub fn env(&self) -> [(String, String); 2] {
+        [
+            ("DATABASE_URL".into(), self.url.clone()),
+            ("DOSSIER_DB_SCHEMA".into(), self.schema.clone()),
+        ]
+    }
 }
 
 impl Drop for PgSchema {

@@ -26,6 +26,14 @@ impl RedisNamespace {
         &self.name
     }
 
+    /// The configuration that points Dossier at this namespace (`REDIS_URL`, `DOSSIER_NAMESPACE`).
+    pub fn env(&self) -> [(String, String); 2] {
+        [
+            ("REDIS_URL".into(), self.url.clone()),
+            ("DOSSIER_NAMESPACE".into(), self.name.clone()),
+        ]
+    }
+
     pub fn url(&self) -> &str {
         &self.url
     }

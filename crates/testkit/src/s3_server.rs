@@ -235,6 +235,16 @@ impl S3Server {
         SECRET_KEY
     }
 
+    /// The configuration that points Dossier at this server, with buckets named `<bucket_prefix>-<tier>`.
+    pub fn env(&self, bucket_prefix: &str) -> [(String, String); 4] {
+        [
+            ("DOSSIER_S3_ENDPOINT".into(), self.endpoint()),
+            ("DOSSIER_S3_BUCKET_PREFIX".into(), bucket_prefix.into()),
+            ("DOSSIER_S3_ACCESS_KEY_ID".into(), ACCESS_KEY.into()),
+            ("DOSSIER_S3_SECRET_ACCESS_KEY".into(), SECRET_KEY.into()),
+        ]
+    }
+
     /// Creates a bucket (a directory of the server's root, which is all an s3s-fs bucket is) and returns its name.
     pub fn create_bucket(&self, name: &str) -> String {
         std::fs::create_dir(self.root.path().join(name)).unwrap_or_else(|err| panic!("create bucket {name}: {err}"));

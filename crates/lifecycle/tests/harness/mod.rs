@@ -37,14 +37,9 @@ impl Harness {
             let p = PgSchema::create().await;
             let r = RedisNamespace::new();
             let s = S3Server::start().await;
-            env.insert("DATABASE_URL".into(), p.url().into());
-            env.insert("DOSSIER_DB_SCHEMA".into(), p.schema().into());
-            env.insert("REDIS_URL".into(), r.url().into());
-            env.insert("DOSSIER_NAMESPACE".into(), r.name().into());
-            env.insert("DOSSIER_S3_ENDPOINT".into(), s.endpoint());
-            env.insert("DOSSIER_S3_BUCKET_PREFIX".into(), unique_name("lc"));
-            env.insert("DOSSIER_S3_ACCESS_KEY_ID".into(), s.access_key().into());
-            env.insert("DOSSIER_S3_SECRET_ACCESS_KEY".into(), s.secret_key().into());
+            env.extend(p.env());
+            env.extend(r.env());
+            env.extend(s.env(&unique_name("lc")));
             (pg, redis, s3) = (Some(p), Some(r), Some(s));
         }
         for (k, v) in extra {

@@ -55,8 +55,7 @@ impl Installation {
         let pg = PgSchema::create().await;
         let mut env: BTreeMap<String, String> = BTreeMap::new();
         env.insert("DOSSIER_HOME".into(), home.path().display().to_string());
-        env.insert("DATABASE_URL".into(), pg.url().into());
-        env.insert("DOSSIER_DB_SCHEMA".into(), pg.schema().into());
+        env.extend(pg.env());
         env.insert("DOSSIER_DB_MAX_CONNECTIONS".into(), "20".into());
         let redis = match redis_url {
             Some(url) => {
@@ -66,18 +65,14 @@ impl Installation {
             }
             None => {
                 let ns = RedisNamespace::new();
-                env.insert("REDIS_URL".into(), ns.url().into());
-                env.insert("DOSSIER_NAMESPACE".into(), ns.name().into());
+                env.extend(ns.env());
                 Some(ns)
             }
         };
         let s3 = match objects {
             Objects::S3 => {
                 let s = S3Server::start().await;
-                env.insert("DOSSIER_S3_ENDPOINT".into(), s.endpoint());
-                env.insert("DOSSIER_S3_BUCKET_PREFIX".into(), unique_name("fl"));
-                env.insert("DOSSIER_S3_ACCESS_KEY_ID".into(), s.access_key().into());
-                env.insert("DOSSIER_S3_SECRET_ACCESS_KEY".into(), s.secret_key().into());
+                env.extend(s.env(&unique_name("fl")));
                 Some(s)
             }
             Objects::Folders => None,
